@@ -1,0 +1,26 @@
+"""p2p-telemetry: OpenTelemetry instrumentation for Python peer-to-peer nodes."""
+
+from ._version import __version__
+from .alerting import AlertConfig, AlertManager, AlertType
+from .collector import MetricsCollector
+from .model import HealthStatus, NetworkMetrics, PeerStats, ResourceMetrics
+from .monitoring import MonitoringConfig, MonitoringSystem
+from .network import error_type
+from .provider import configure, setup_info
+
+__all__ = [
+    "__version__",
+    "MetricsCollector",
+    "HealthStatus",
+    "NetworkMetrics",
+    "PeerStats",
+    "ResourceMetrics",
+    "MonitoringConfig",
+    "MonitoringSystem",
+    "AlertConfig",
+    "AlertManager",
+    "AlertType",
+    "configure",
+    "setup_info",
+    "error_type",
+]

@@ -1,0 +1,158 @@
+"""Validation, folding of unknown names into ``other``, and the count of rejected measurements.
+
+Every metric group uses this one mechanism; none re-invents it.
+"""
+
+from __future__ import annotations
+
+import logging
+import math
+import threading
+from collections.abc import Iterable
+
+from .catalogue import OTHER, REJECT_REASONS
+
+__all__ = ["Rejections", "NameSet", "MAX_COUNT", "count_problem", "seconds_problem", "ratio_problem",
+           "clean_name", "choices", "fold"]
+
+logger = logging.getLogger("p2p_telemetry")
+
+MAX_COUNT = 2**63 - 1
+MAX_NAME_LENGTH = 128
+MAX_PEER_ID_LENGTH = 256
+
+
+def count_problem(n: object) -> str | None:
+    """Why ``n`` is not a valid count (an int, not a bool, in 0..2**63-1), or None."""
+    if n.__class__ is not int:
+        return "type"
+    if n < 0 or n > MAX_COUNT:  # type: ignore[operator]
+        return "range"
+    return None
+
+
+def seconds_problem(x: object) -> str | None:
+    """Why ``x`` is not a valid duration in seconds (a finite number >= 0), or None."""
+    if x.__class__ is not float and x.__class__ is not int:
+        return "type"
+    if not 0 <= x < math.inf:  # NaN fails every comparison
+        return "range"
+    return None
+
+
+def ratio_problem(x: object) -> str | None:
+    """Why ``x`` is not a finite number in 0..1, or None."""
+    if x.__class__ is not float and x.__class__ is not int:
+        return "type"
+    if not 0 <= x <= 1:
+        return "range"
+    return None
+
+
+def clean_name(value: object, max_length: int = MAX_NAME_LENGTH) -> str | None:
+    """``value`` if it can be an attribute value (printable UTF-8 ``str``, 1..max_length chars), else None."""
+    if value.__class__ is not str or not 0 < len(value) <= max_length:  # type: ignore[arg-type]
+        return None
+    if not value.isprintable():  # type: ignore[union-attr]
+        return None
+    try:
+        value.encode("utf-8")  # type: ignore[union-attr]
+    except UnicodeEncodeError:  # lone surrogates
+        return None
+    return value  # type: ignore[return-value]
+
+
+def choices(*names: str) -> dict[str, str]:
+    """A fixed set of accepted values, for ``fold``."""
+    return {name: name for name in names}
+
+
+def fold(value: object, allowed: dict[str, str], default: str = OTHER) -> str:
+    """The accepted name equal to ``value``, else ``default``; never raises."""
+    try:
+        return allowed.get(value, default)  # type: ignore[call-overload]
+    except Exception:  # unhashable, or a hostile __hash__/__eq__
+        return default
+
+
+class Rejections:
+    """Counts measurements dropped as invalid, by reason; logs each reason once, never per value."""
+
+    def __init__(self) -> None:
+        self._counts = dict.fromkeys(REJECT_REASONS, 0)
+        self._logged: set[str] = set()
+        self._lock = threading.Lock()
+
+    def reject(self, reason: str, where: str) -> None:
+        """Count one dropped measurement; ``where`` names the call, never the value."""
+        with self._lock:
+            self._counts[reason] += 1
+            first = reason not in self._logged
+            self._logged.add(reason)
+        if first:
+            logger.warning(
+                "p2p-telemetry dropped an invalid measurement in %s (reason=%s); further drops are "
+                "counted in p2p.telemetry.rejected and not logged again", where, reason)
+
+    def counts(self) -> dict[str, int]:
+        """Dropped measurements so far, by reason."""
+        with self._lock:
+            return dict(self._counts)
+
+
+class NameSet:
+    """A bounded set of names accepted as attribute values; anything else folds into ``other``."""
+
+    def __init__(self, what: str, names: Iterable[str] = (), limit: int | None = None) -> None:
+        self._what = what
+        self._names: dict[str, str] = {}
+        self._limit = limit
+        self._warned = False
+        self._lock = threading.Lock()
+        for name in names:
+            self.register(name)
+
+    def register(self, name: str) -> str:
+        """Accept ``name`` from now on (raises ValueError for a name that cannot be an attribute value)."""
+        if clean_name(name) is None:
+            raise ValueError(f"{self._what}: {name!r} is not a valid name (1..{MAX_NAME_LENGTH} printable chars)")
+        with self._lock:
+            self._names = {**self._names, name: name}
+        return name
+
+    def admit(self, value: object) -> str:
+        """The known name equal to ``value``, or ``value`` newly admitted while under the limit, or ``other``."""
+        name = fold(value, self._names, "")
+        if name:
+            return name
+        name = clean_name(value)  # type: ignore[assignment]
+        if name is not None and self._limit is not None:
+            with self._lock:
+                if name in self._names or len(self._names) < self._limit:
+                    self._names = {**self._names, name: name}
+                    return name
+        self._warn()
+        return OTHER
+
+    def lookup(self, value: object) -> str:
+        """The known name equal to ``value``, or ``other`` (never admits a new one)."""
+        name = fold(value, self._names, "")
+        if name:
+            return name
+        self._warn()
+        return OTHER
+
+    def _warn(self) -> None:
+        if not self._warned:
+            self._warned = True
+            logger.warning("p2p-telemetry: %s outside the accepted set are counted under %r "
+                           "(warned once)", self._what, OTHER)
+
+    def __contains__(self, value: object) -> bool:
+        return bool(fold(value, self._names, ""))
+
+    def __iter__(self):
+        return iter(sorted(self._names))
+
+    def __len__(self) -> int:
+        return len(self._names)

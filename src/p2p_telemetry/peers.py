@@ -1,0 +1,307 @@
+"""Peer group: the peer table, peer counts by health, latency samples, and the worst reputations."""
+
+from __future__ import annotations
+
+import heapq
+import logging
+import threading
+from bisect import bisect_left
+from typing import Any
+
+from . import _sdk_bridge
+from . import catalogue as c
+from .bounds import MAX_PEER_ID_LENGTH, Rejections, ratio_problem, seconds_problem
+from .instruments import InstrumentHub, Points
+from .model import HealthStatus, PeerStats
+
+__all__ = ["PeerGroup"]
+
+logger = logging.getLogger("p2p_telemetry")
+
+_HEALTH_INDEX: dict[Any, int] = {name: i for i, name in enumerate(c.HEALTH_STATES)}
+_HEALTH_STATUS = tuple(HealthStatus(name) for name in c.HEALTH_STATES)
+_HEALTH_ATTRIBUTES = tuple({c.HEALTH: name} for name in c.HEALTH_STATES)
+_MAX_REASON_LENGTH = 256
+
+
+class _Peer:
+    __slots__ = ("health", "latency", "reputation", "reason")
+
+    def __init__(self, health: int) -> None:
+        self.health = health
+        self.latency: float | None = None
+        self.reputation: float | None = None
+        self.reason: str | None = None
+
+
+class _Buckets:
+    """Latency samples of one attribute set since the last collection."""
+
+    __slots__ = ("counts", "total", "minimum", "maximum")
+
+    def __init__(self, size: int) -> None:
+        self.counts = [0] * size
+        self.total = 0.0
+        self.minimum = float("inf")
+        self.maximum = float("-inf")
+
+
+class _LatencyHistogram:
+    """``p2p.peer.latency``, aggregated in-process and merged into the SDK at each collection.
+
+    Falls back to the SDK's public ``record`` per sample (slower) when its internals are
+    not what ``_sdk_bridge`` expects, or a reader aggregates this histogram differently.
+    """
+
+    _REPLAY_LIMIT = 10_000
+
+    def __init__(self, instrument: Any, rejections: Rejections) -> None:
+        self._instrument = instrument
+        self._rejections = rejections
+        self._bounds = c.PEER_LATENCY.buckets or ()
+        self._pending = self._fresh()
+        self.direct = False
+
+    def _fresh(self) -> list[_Buckets]:
+        return [_Buckets(len(self._bounds) + 1) for _ in c.HEALTH_STATES]
+
+    def add(self, seconds: float, health: int) -> None:
+        """Add one sample (called with the peer table's lock held)."""
+        if self.direct:
+            self._instrument.record(seconds, _HEALTH_ATTRIBUTES[health])
+            return
+        buckets = self._pending[health]
+        buckets.counts[bisect_left(self._bounds, seconds)] += 1
+        buckets.total += seconds
+        if seconds < buckets.minimum:
+            buckets.minimum = seconds
+        if seconds > buckets.maximum:
+            buckets.maximum = seconds
+
+    def take(self) -> list[_Buckets]:
+        """The samples since the last call (called with the peer table's lock held)."""
+        pending, self._pending = self._pending, self._fresh()
+        return pending
+
+    def merge(self, pending: list[_Buckets]) -> None:
+        """Hand samples to the SDK (called at collection, without the table's lock)."""
+        for health, buckets in enumerate(pending):
+            if not buckets.total and not any(buckets.counts):
+                continue
+            if self.direct:
+                self._replay(buckets, health, skip_minimum=False)
+                continue
+            try:
+                _sdk_bridge.merge_histogram(self._instrument, _HEALTH_ATTRIBUTES[health], self._bounds,
+                                            buckets.counts, buckets.total, buckets.minimum, buckets.maximum)
+            except _sdk_bridge.SdkInternalsChanged as error:
+                self.direct = True
+                logger.warning("p2p-telemetry: p2p.peer.latency now records each sample through the SDK's "
+                               "public API (slower): %s", error)
+                self._replay(buckets, health, skip_minimum=True)
+
+    def _replay(self, buckets: _Buckets, health: int, skip_minimum: bool) -> None:
+        # Only reached once, at the switch to direct mode: the samples are known by bucket only.
+        attributes = _HEALTH_ATTRIBUTES[health]
+        counts = list(buckets.counts)
+        if skip_minimum:
+            counts[bisect_left(self._bounds, buckets.minimum)] -= 1
+        replayed = 0
+        for index, count in enumerate(counts):
+            low = self._bounds[index - 1] if index else 0.0
+            high = self._bounds[index] if index < len(self._bounds) else buckets.maximum
+            for _ in range(count):
+                if replayed >= self._REPLAY_LIMIT:
+                    self._rejections.reject("error", "p2p.peer.latency")
+                    continue
+                self._instrument.record((low + high) / 2, attributes)
+                replayed += 1
+
+
+class _ReputationSeries:
+    """``p2p.peer.reputation`` on one provider: peer-id keys kept bounded by pruning the SDK's
+    stale attribute sets, or rank keys when that is not possible."""
+
+    def __init__(self) -> None:
+        self.use_ranks = False
+        self.limit = 0
+
+    def combine(self, per_source: list[list[tuple[dict, float]]]) -> Points:
+        points = sorted((p for points in per_source for p in points), key=lambda p: p[1])[: self.limit]
+        if self.use_ranks:
+            return [({c.PEER_RANK: rank}, value) for rank, (_, value) in enumerate(points, 1)]
+        return points
+
+    def after(self, instrument: Any, points: list[tuple[dict, float]]) -> None:
+        if self.use_ranks:
+            return
+        try:
+            _sdk_bridge.prune_attribute_sets(instrument, [attributes for attributes, _ in points])
+        except _sdk_bridge.SdkInternalsChanged as error:
+            self.use_ranks = True
+            logger.warning("p2p-telemetry: p2p.peer.reputation falls back to %s keys (1..%d) instead of peer "
+                           "ids, as the SDK's internals are not what it expects: %s",
+                           c.PEER_RANK, self.limit, error)
+
+
+class PeerGroup:
+    """The peer table; every method is safe from any thread and never raises."""
+
+    def __init__(self, hub: InstrumentHub, rejections: Rejections, series_limit: int, max_peers: int) -> None:
+        self._rejections = rejections
+        self._series_limit = series_limit
+        self._max_peers = max_peers
+        self._peers: dict[str, _Peer] = {}
+        self._counts = [0, 0, 0]
+        self._heap: list[tuple[float, str]] = []  # (reputation, peer id); stale entries skipped lazily
+        self._lock = threading.Lock()
+        self._latency = _LatencyHistogram(hub.histogram(c.PEER_LATENCY), rejections)
+        hub.observe(c.PEERS, self, self._observe_counts)
+        self._reputation = hub.shared("p2p.peer.reputation", _ReputationSeries)
+        self._reputation.limit = max(self._reputation.limit, series_limit)
+        if series_limit:
+            hub.observe(c.PEER_REPUTATION, self, self._observe_reputation,
+                        combine=self._reputation.combine, after=self._reputation.after)
+
+    def update(self, peer_id: str, health: HealthStatus | str | None = None, latency: float | None = None,
+               reputation: float | None = None, reason: str | None = None) -> None:
+        """Add or change a peer; only the fields given change. A new peer starts healthy."""
+        try:
+            self._update(peer_id, health, latency, reputation, reason)
+        except Exception:
+            self._rejections.reject("error", "peers.update")
+
+    def _update(self, peer_id: Any, health: Any, latency: Any, reputation: Any, reason: Any) -> None:
+        index = None
+        if health is not None:
+            index = _HEALTH_INDEX.get(health) if isinstance(health, str) else None
+            if index is None:
+                self._rejections.reject("range" if isinstance(health, str) else "type", "peers.update")
+        if latency is not None and (problem := seconds_problem(latency)):
+            self._rejections.reject(problem, "peers.update")
+            latency = None
+        if reputation is not None and (problem := ratio_problem(reputation)):
+            self._rejections.reject(problem, "peers.update")
+            reputation = None
+        if reason is not None and (reason.__class__ is not str or len(reason) > _MAX_REASON_LENGTH):
+            self._rejections.reject("type", "peers.update")
+            reason = None
+        with self._lock:
+            peer = self._peers.get(peer_id) if peer_id.__class__ is str else None
+            if peer is None:
+                if not self._valid_new_id(peer_id):
+                    return
+                peer = self._peers[peer_id] = _Peer(0 if index is None else index)
+                self._counts[peer.health] += 1
+            elif index is not None and index != peer.health:
+                self._counts[peer.health] -= 1
+                self._counts[index] += 1
+                peer.health = index
+            if reputation is not None and reputation != peer.reputation:
+                peer.reputation = reputation
+                heapq.heappush(self._heap, (reputation, peer_id))
+                if len(self._heap) > 2 * len(self._peers) + 1024:
+                    self._compact()
+            if latency is not None:
+                peer.latency = latency
+                self._latency.add(latency, peer.health)
+            if reason is not None:
+                peer.reason = reason
+
+    def _valid_new_id(self, peer_id: Any) -> bool:
+        # Called with the lock held.
+        if (peer_id.__class__ is not str or not 0 < len(peer_id) <= MAX_PEER_ID_LENGTH
+                or not (peer_id.isascii() or _encodes(peer_id))):
+            self._rejections.reject("peer_id", "peers.update")
+            return False
+        if len(self._peers) >= self._max_peers:
+            self._rejections.reject("peer_limit", "peers.update")
+            return False
+        return True
+
+    def _compact(self) -> None:
+        self._heap = [(p.reputation, pid) for pid, p in self._peers.items() if p.reputation is not None]
+        heapq.heapify(self._heap)
+
+    def remove(self, peer_id: str) -> None:
+        """Forget a peer (it left, or was disconnected)."""
+        try:
+            with self._lock:
+                peer = self._peers.pop(peer_id, None)
+                if peer is not None:
+                    self._counts[peer.health] -= 1
+                if not self._peers:
+                    self._heap = []
+        except Exception:
+            self._rejections.reject("error", "peers.remove")
+
+    def record(self, peer_id: str, stats: PeerStats) -> None:
+        """The seed's ``record_peer_metrics``."""
+        try:
+            self.update(peer_id, stats.health_status, stats.latency, stats.reputation, stats.reason)
+        except Exception:
+            self._rejections.reject("type", "record_peer_metrics")
+
+    def get(self, peer_id: str) -> PeerStats | None:
+        """What the table holds for ``peer_id``, or None."""
+        with self._lock:
+            peer = self._peers.get(peer_id) if peer_id.__class__ is str else None
+            if peer is None:
+                return None
+            return PeerStats(_HEALTH_STATUS[peer.health], peer.latency, peer.reputation, peer.reason)
+
+    def ids(self) -> list[str]:
+        """A snapshot of the peer ids in the table."""
+        with self._lock:
+            return list(self._peers)
+
+    def counts(self) -> dict[str, int]:
+        """``{"total", "healthy", "degraded", "unhealthy"}``, exact."""
+        with self._lock:
+            counts = list(self._counts)
+        return {"total": sum(counts), **dict(zip(c.HEALTH_STATES, counts))}
+
+    def __len__(self) -> int:
+        return len(self._peers)
+
+    def __contains__(self, peer_id: object) -> bool:
+        try:
+            return peer_id in self._peers
+        except TypeError:
+            return False
+
+    def _observe_counts(self) -> Points:
+        with self._lock:
+            counts = list(self._counts)
+            pending = self._latency.take()
+        self._latency.merge(pending)  # collection time is when latency samples reach the SDK
+        return list(zip(_HEALTH_ATTRIBUTES, counts))
+
+    def lowest_reputations(self, limit: int) -> list[tuple[str, float]]:
+        """The ``limit`` peers with the lowest reputation, lowest first."""
+        found: list[tuple[float, str]] = []
+        seen: set[str] = set()
+        with self._lock:
+            heap, peers = self._heap, self._peers
+            while heap and len(found) < limit:
+                reputation, peer_id = heapq.heappop(heap)
+                peer = peers.get(peer_id)
+                if peer is None or peer.reputation != reputation or peer_id in seen:
+                    continue  # stale: the peer left or its reputation changed since
+                seen.add(peer_id)
+                found.append((reputation, peer_id))
+            for entry in found:
+                heapq.heappush(heap, entry)
+        return [(peer_id, reputation) for reputation, peer_id in found]
+
+    def _observe_reputation(self) -> Points:
+        return [({c.PEER_ID: peer_id}, reputation)
+                for peer_id, reputation in self.lowest_reputations(self._series_limit)]
+
+
+def _encodes(text: str) -> bool:
+    try:
+        text.encode("utf-8")
+        return text.isprintable()
+    except UnicodeEncodeError:
+        return False

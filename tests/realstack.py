@@ -1,0 +1,203 @@
+"""Real components for the integration tests: Prometheus, Alertmanager, rotel, on 127.0.0.1, stopped by PID.
+
+With ``CI=true`` a missing component fails the test; elsewhere it skips it.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import signal
+import socket
+import subprocess
+import sys
+import time
+import urllib.parse
+import urllib.request
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+IN_CI = os.environ.get("CI", "").lower() in ("1", "true", "yes")
+LOOPBACK = "127.0.0.1"
+
+
+def missing(what: str) -> None:
+    """Fail (in CI) or skip (elsewhere) a test whose real component is not installed."""
+    message = f"{what} is not installed (the README's test command installs it)"
+    if IN_CI:
+        pytest.fail(message)
+    pytest.skip(message)
+
+
+def binary(name: str) -> str:
+    """The path of an installed program, or fail/skip."""
+    path = shutil.which(name)
+    if path is None:
+        missing(name)
+    return path  # type: ignore[return-value]
+
+
+def free_port() -> int:
+    """A TCP port free on 127.0.0.1 right now."""
+    with socket.socket() as s:
+        s.bind((LOOPBACK, 0))
+        return s.getsockname()[1]
+
+
+def wait_for(check: Callable[[], Any], timeout: float, what: str, every: float = 0.05) -> Any:
+    """Poll ``check`` until it returns something truthy; fail after ``timeout`` seconds."""
+    deadline = time.monotonic() + timeout
+    last_error: BaseException | None = None
+    while time.monotonic() < deadline:
+        try:
+            result = check()
+            if result:
+                return result
+        except Exception as error:  # not up yet
+            last_error = error
+        time.sleep(every)
+    raise AssertionError(f"timed out after {timeout}s waiting for {what} (last error: {last_error!r})")
+
+
+def http_get(url: str, timeout: float = 5.0) -> bytes:
+    with urllib.request.urlopen(url, timeout=timeout) as response:
+        return response.read()
+
+
+def http_json(url: str, data: Any = None, timeout: float = 5.0) -> Any:
+    body = None if data is None else json.dumps(data).encode()
+    request = urllib.request.Request(url, data=body, headers={"Content-Type": "application/json"})
+    with urllib.request.urlopen(request, timeout=timeout) as response:
+        return json.loads(response.read() or b"null")
+
+
+def port_open(port: int) -> bool:
+    try:
+        with socket.create_connection((LOOPBACK, port), timeout=0.2):
+            return True
+    except OSError:
+        return False
+
+
+class Process:
+    """A child process with its output in a file; stopped by PID."""
+
+    def __init__(self, args: list[str], log: Path, env: dict[str, str] | None = None) -> None:
+        self.args = args
+        self.log = log
+        self._file = open(log, "wb")
+        self.proc = subprocess.Popen(args, stdout=self._file, stderr=subprocess.STDOUT,
+                                     env={**os.environ, **(env or {})}, start_new_session=True)
+        self.pid = self.proc.pid
+
+    def output(self) -> str:
+        return self.log.read_text(errors="replace")
+
+    def alive(self) -> bool:
+        return self.proc.poll() is None
+
+    def stop(self, timeout: float = 10.0) -> None:
+        if self.proc.poll() is None:
+            os.kill(self.pid, signal.SIGTERM)
+            try:
+                self.proc.wait(timeout)
+            except subprocess.TimeoutExpired:
+                os.kill(self.pid, signal.SIGKILL)
+                self.proc.wait()
+        self._file.close()
+
+    def kill(self) -> None:
+        """SIGKILL, as a crash would."""
+        if self.proc.poll() is None:
+            os.kill(self.pid, signal.SIGKILL)
+            self.proc.wait()
+
+
+class Prometheus(Process):
+    """A real Prometheus (Debian's package) with a temporary storage path."""
+
+    def __init__(self, workdir: Path, config: str, port: int | None = None) -> None:
+        self.port = port or free_port()
+        self.url = f"http://{LOOPBACK}:{self.port}"
+        config_file = workdir / "prometheus.yml"
+        config_file.write_text(config)
+        super().__init__([binary("prometheus"), f"--config.file={config_file}",
+                          f"--storage.tsdb.path={workdir / 'prom-data'}",
+                          f"--web.listen-address={LOOPBACK}:{self.port}", "--web.enable-lifecycle"],
+                         workdir / "prometheus.log")
+        wait_for(lambda: http_get(f"{self.url}/-/ready"), 30, "prometheus ready")
+
+    def query(self, promql: str) -> list[dict]:
+        url = f"{self.url}/api/v1/query?" + urllib.parse.urlencode({"query": promql})
+        reply = http_json(url)
+        assert reply["status"] == "success", reply
+        return reply["data"]["result"]
+
+    def value(self, promql: str) -> float | None:
+        """The single value of an instant query (None when it returns nothing)."""
+        result = self.query(promql)
+        if not result:
+            return None
+        assert len(result) == 1, result
+        return float(result[0]["value"][1])
+
+
+class Alertmanager(Process):
+    """A real Alertmanager (Debian's prometheus-alertmanager) without its gossip port."""
+
+    def __init__(self, workdir: Path, config: str | None = None, port: int | None = None) -> None:
+        self.port = port or free_port()
+        self.url = f"http://{LOOPBACK}:{self.port}"
+        self.workdir = workdir
+        config_file = workdir / "alertmanager.yml"
+        if config is not None or not config_file.exists():
+            config_file.write_text(config or "route: {receiver: blackhole}\nreceivers: [{name: blackhole}]\n")
+        super().__init__([binary("prometheus-alertmanager"), f"--config.file={config_file}",
+                          f"--storage.path={workdir / 'am-data'}", f"--web.listen-address={LOOPBACK}:{self.port}",
+                          f"--web.external-url={self.url}", "--cluster.listen-address="],
+                         workdir / f"alertmanager-{time.monotonic_ns()}.log")
+        wait_for(lambda: http_get(f"{self.url}/-/ready"), 30, "alertmanager ready")
+
+    def alerts(self, **filters: str) -> list[dict]:
+        query = "&".join(f"filter={urllib.parse.quote(f'{k}={v!s}')}" for k, v in filters.items())
+        return http_json(f"{self.url}/api/v2/alerts?active=true&silenced=true&inhibited=true&unprocessed=true"
+                         + (f"&{query}" if query else ""))
+
+    def amtool(self, *args: str) -> str:
+        return subprocess.run([binary("amtool"), f"--alertmanager.url={self.url}", *args],
+                              check=True, capture_output=True, text=True, timeout=30).stdout
+
+
+def rotel_binary() -> str:
+    try:
+        import rotel
+    except ImportError:
+        missing("rotel (PyPI package)")
+    path = Path(rotel.__file__).parent / "rotel-agent"
+    if not path.exists():
+        missing("rotel-agent binary")
+    return str(path)
+
+
+class Rotel(Process):
+    """rotel, a real OTLP collector, logging every metric it receives in detail."""
+
+    def __init__(self, workdir: Path, grpc_port: int | None = None, http_port: int | None = None) -> None:
+        self.grpc_port = grpc_port or free_port()
+        self.http_port = http_port or free_port()
+        self.grpc_endpoint = f"http://{LOOPBACK}:{self.grpc_port}"
+        self.http_endpoint = f"http://{LOOPBACK}:{self.http_port}"
+        super().__init__([rotel_binary(), "start", "--exporter", "blackhole",
+                          "--otlp-grpc-endpoint", f"{LOOPBACK}:{self.grpc_port}",
+                          "--otlp-http-endpoint", f"{LOOPBACK}:{self.http_port}",
+                          "--debug-log", "metrics", "--debug-log-verbosity", "detailed"],
+                         workdir / f"rotel-{time.monotonic_ns()}.log", env={"NO_COLOR": "1"})
+        wait_for(lambda: port_open(self.grpc_port) and port_open(self.http_port), 15, "rotel listening")
+
+
+def python() -> str:
+    return sys.executable
