@@ -12,6 +12,7 @@ from opentelemetry import metrics
 from opentelemetry.sdk.metrics import MeterProvider
 from opentelemetry.sdk.metrics.export import (
     AggregationTemporality,
+    ExponentialHistogram,
     Gauge,
     Histogram,
     InMemoryMetricReader,
@@ -78,6 +79,8 @@ def _kind(data: Any) -> str:
         return "gauge"
     if isinstance(data, Histogram):
         return "histogram"
+    if isinstance(data, ExponentialHistogram):
+        return "exponential_histogram"
     raise AssertionError(f"unexpected data {data!r}")
 
 

@@ -58,23 +58,23 @@ class _Observed:
         self.spec = spec
         self.combine = combine
         self.after = after
-        self.sources: list[tuple[int, Callable[[], Source | None]]] = []
+        self.sources: list[tuple[int, Source]] = []
         self.instrument: Any = None
         self._failed: set[int] = set()
 
     def callback(self, options: CallbackOptions) -> list[Observation]:
         per_source = []
-        for owner, ref in self.sources:
-            source = ref()
-            if source is None:
-                continue
+        for owner, source in self.sources:
             try:
                 per_source.append(list(source()))
             except Exception:  # a broken source never breaks the other metrics
                 if owner not in self._failed:
                     self._failed.add(owner)
                     logger.exception("p2p-telemetry: reading %s failed", self.spec.name)
-        points = per_source[0] if len(per_source) == 1 else list(self.combine(per_source))
+        if len(per_source) == 1 and self.combine in (_sum, _first):
+            points = per_source[0]
+        else:
+            points = list(self.combine(per_source))
         if self.after is not None:
             try:
                 self.after(self.instrument, points)
@@ -115,8 +115,6 @@ class InstrumentHub:
     def observe(self, spec: MetricSpec, owner: object, source: Source, *,
                 combine: Combine | None = None, after: AfterCollect | None = None) -> Any:
         """Report ``source``'s points on ``spec``'s observable instrument; returns the instrument."""
-        ref: Callable[[], Source | None]
-        ref = weakref.WeakMethod(source) if hasattr(source, "__self__") else (lambda s=source: s)  # type: ignore
         with self._lock:
             observed = self._observed.get(spec.name)
             if observed is None:
@@ -129,7 +127,7 @@ class InstrumentHub:
                 }[spec.kind]
                 observed.instrument = create(spec.name, [observed.callback], unit=spec.unit,
                                              description=spec.description)
-            observed.sources = [*observed.sources, (id(owner), ref)]
+            observed.sources = [*observed.sources, (id(owner), source)]
             return observed.instrument
 
     def histogram(self, spec: MetricSpec) -> Any:

@@ -91,7 +91,7 @@ def _exporters(value: Any) -> tuple[str, ...]:
 def _port(value: Any) -> int:
     raw, env = _setting(value, "OTEL_EXPORTER_PROMETHEUS_PORT", DEFAULTS["prometheus_port"])
     try:
-        port = int(raw) if isinstance(raw, str) else raw
+        port = int(raw) if env else raw  # the variable is a string; the argument must be an int
     except ValueError:
         port = None
     if port.__class__ is not int or not 0 <= port <= 65535:  # type: ignore[operator]

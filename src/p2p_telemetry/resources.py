@@ -169,8 +169,9 @@ class ResourceGroup:
                 changes["transmit"] = changes["receive"] = metrics.bandwidth_usage / 2
             if metrics.storage_usage is not None and self._valid(metrics.storage_usage, count_problem):
                 changes["storage"] = metrics.storage_usage
+            base = self.current()  # a reading to amend: the fields not given keep their live values
             with self._lock:
-                self._reading = replace(self._reading, **changes)
+                self._reading = replace(base, **changes)
                 self._read_at = time.monotonic()
         except Exception:
             self._rejections.reject("type", "record_resource_metrics")
