@@ -1,0 +1,23 @@
+"""Each example runs to completion by itself."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+from pathlib import Path
+
+EXAMPLES = Path(__file__).parent.parent / "examples"
+
+
+def run_example(name: str, *args: str, timeout: float = 60) -> str:
+    result = subprocess.run([sys.executable, str(EXAMPLES / name), *args], capture_output=True, text=True,
+                            timeout=timeout)
+    assert result.returncode == 0, result.stdout + result.stderr
+    return result.stdout
+
+
+def test_quickstart_serves_what_it_counted():
+    out = run_example("quickstart.py", "--duration", "1.5", "--port", "0")
+    assert "serving Prometheus metrics at http://127.0.0.1:" in out
+    assert "'total': 3, 'healthy': 3" in out
+    assert 'p2p_peers{' in out and 'p2p_network_io_bytes_total{' in out and 'p2p_protocol_events_total{' in out
