@@ -6,6 +6,7 @@ With ``CI=true`` a missing component fails the test; elsewhere it skips it.
 from __future__ import annotations
 
 import json
+import re
 import os
 import shutil
 import signal
@@ -201,3 +202,70 @@ class Rotel(Process):
 
 def python() -> str:
     return sys.executable
+
+
+_ROTEL_VALUE = re.compile(r"^(Str|Int|Double|Bool)\((.*)\)$")
+
+
+def _rotel_value(text: str) -> Any:
+    match = _ROTEL_VALUE.match(text)
+    if not match:
+        return text
+    kind, raw = match.groups()
+    return {"Str": str, "Int": int, "Double": float, "Bool": lambda v: v == "true"}[kind](raw)
+
+
+def parse_rotel_metrics(text: str) -> list[dict]:
+    """Every data point rotel logged (``--debug-log metrics --debug-log-verbosity detailed``), in order.
+
+    Each point: ``{"resource": {...}, "scope": name, "metric": name, "type": "Sum"|"Gauge"|"Histogram",
+    "monotonic": bool, "unit": str, "attributes": {...}, "value"|"count"/"sum"/"buckets": ...}``.
+    """
+    points: list[dict] = []
+    resource: dict = {}
+    scope = metric = unit = kind = ""
+    monotonic = False
+    point: dict | None = None
+    target: dict | None = None  # where "-> key: value" lines go
+    for raw in text.splitlines():
+        line = raw.strip()
+        if line.startswith("ResourceMetrics #"):
+            resource, target = {}, None
+        elif line == "Resource attributes:":
+            target = resource
+        elif line.startswith("InstrumentationScope "):
+            scope = line.split()[1]
+        elif line.startswith("Metric #"):
+            metric, monotonic, target = "", False, None
+        elif line.startswith("-> Name: "):
+            metric = line[len("-> Name: "):]
+        elif line.startswith("-> Unit: "):
+            unit = line[len("-> Unit: "):]
+        elif line.startswith("-> DataType: "):
+            kind = line[len("-> DataType: "):]
+        elif line.startswith("-> IsMonotonic: "):
+            monotonic = line.endswith("true")
+        elif re.match(r"^\w*DataPoints #\d+$", line):
+            point = {"resource": dict(resource), "scope": scope, "metric": metric, "type": kind,
+                     "monotonic": monotonic, "unit": unit, "attributes": {}, "buckets": []}
+            points.append(point)
+            target = None
+        elif line == "Data point attributes:" and point is not None:
+            target = point["attributes"]
+        elif line.startswith("-> ") and target is not None and ": " in line:
+            key, value = line[3:].split(": ", 1)
+            target[key] = _rotel_value(value)
+        elif point is not None and line.startswith(("Value: ", "Count: ", "Sum: ", "Min: ", "Max: ")):
+            key, value = line.split(": ", 1)
+            number = float(value)
+            point[key.lower()] = int(number) if number.is_integer() and key != "Sum" else number
+        elif point is not None and line.startswith("Buckets #"):
+            point["buckets"].append(int(line.rsplit(": ", 1)[1]))
+    return points
+
+
+def latest_point(points: list[dict], metric: str, attributes: dict | None = None) -> dict:
+    """The last logged point of ``metric`` whose attributes are exactly ``attributes``."""
+    found = [p for p in points if p["metric"] == metric and p["attributes"] == (attributes or {})]
+    assert found, f"rotel logged no {metric} point with {attributes}"
+    return found[-1]
