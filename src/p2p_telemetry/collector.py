@@ -44,6 +44,8 @@ class MetricsCollector:
         _check_int("peer_series_limit", peer_series_limit, 0)
         _check_int("max_event_names", max_event_names, 1)
         _check_int("max_peers", max_peers, 1)
+        if meter_provider is not None and not callable(getattr(meter_provider, "get_meter", None)):
+            raise ValueError(f"meter_provider must be an OpenTelemetry MeterProvider, got {meter_provider!r}")
         if data_dir is not None and not isinstance(data_dir, (str, os.PathLike)):
             raise ValueError(f"data_dir must be a path, got {data_dir!r}")
         registry = NameSet("protocols", (*c.DEFAULT_PROTOCOLS, c.OTHER))

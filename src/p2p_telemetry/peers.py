@@ -224,7 +224,9 @@ class PeerGroup:
         heapq.heapify(self._heap)
 
     def remove(self, peer_id: str) -> None:
-        """Forget a peer (it left, or was disconnected)."""
+        """Forget a peer (it left, or was disconnected); an id that was never admitted is ignored."""
+        if peer_id.__class__ is not str:
+            return
         try:
             with self._lock:
                 peer = self._peers.pop(peer_id, None)

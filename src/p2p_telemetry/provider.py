@@ -141,6 +141,9 @@ def _otlp_endpoint(value: Any) -> str | None:
 
 
 def _otlp_timeout(interval: float) -> float:
+    for env in ("OTEL_EXPORTER_OTLP_METRICS_TIMEOUT", "OTEL_EXPORTER_OTLP_TIMEOUT"):
+        if env in os.environ and not os.environ[env].strip():  # the SDK's exporters fail on a blank value
+            raise ValueError(f"{env} is set but empty; unset it or give a number of seconds")
     raw, env = _setting(None, ("OTEL_EXPORTER_OTLP_METRICS_TIMEOUT", "OTEL_EXPORTER_OTLP_TIMEOUT"), None)
     timeout = MAX_OTLP_TIMEOUT
     if raw is not None:
