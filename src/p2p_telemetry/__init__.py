@@ -3,6 +3,7 @@
 from ._version import __version__
 from .alerting import AlertConfig, AlertManager, AlertType
 from .collector import MetricsCollector
+from .health import HealthChecker, HealthPolicy, Libp2pPingProbe, tcp_connect_probe
 from .model import HealthStatus, NetworkMetrics, PeerStats, ResourceMetrics
 from .monitoring import MonitoringConfig, MonitoringSystem
 from .network import error_type
@@ -23,4 +24,8 @@ __all__ = [
     "configure",
     "setup_info",
     "error_type",
+    "HealthChecker",
+    "HealthPolicy",
+    "Libp2pPingProbe",
+    "tcp_connect_probe",
 ]
