@@ -2,6 +2,8 @@
 
 from ._version import __version__
 from .alerting import AlertConfig, AlertManager, AlertType
+from .alerting import (Alert, AlertmanagerSink, AlertRule, CallbackSink, LogSink, default_rules, load_rules,
+                       rules_to_prometheus)
 from .collector import MetricsCollector
 from .health import HealthChecker, HealthPolicy, Libp2pPingProbe, tcp_connect_probe
 from .model import HealthStatus, NetworkMetrics, PeerStats, ResourceMetrics
@@ -21,6 +23,14 @@ __all__ = [
     "AlertConfig",
     "AlertManager",
     "AlertType",
+    "Alert",
+    "AlertRule",
+    "LogSink",
+    "CallbackSink",
+    "AlertmanagerSink",
+    "default_rules",
+    "load_rules",
+    "rules_to_prometheus",
     "configure",
     "setup_info",
     "error_type",

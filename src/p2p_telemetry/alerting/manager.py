@@ -1,0 +1,258 @@
+"""AlertManager: reads the catalogue's metrics through its own reader, evaluates rules on a thread, notifies sinks."""
+
+from __future__ import annotations
+
+import logging
+import threading
+import time
+from collections import Counter
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any
+
+from opentelemetry import metrics
+from opentelemetry.sdk.metrics import MeterProvider as SDKMeterProvider
+from opentelemetry.sdk.metrics.export import InMemoryMetricReader, MetricReader
+
+from .. import catalogue as c
+from ..instruments import METER_NAME, InstrumentHub, Points
+from .evaluator import FIRING, PENDING, Alert, Evaluator
+from .rules import AlertRule, AlertType, default_rules
+from .sinks import LogSink, Sink
+
+__all__ = ["AlertConfig", "AlertManager"]
+
+logger = logging.getLogger("p2p_telemetry")
+
+
+def _default_sinks() -> list[Sink]:
+    return [LogSink()]
+
+
+@dataclass
+class AlertConfig:
+    """Rules and sinks; ``AlertConfig()`` is the default rules and a ``LogSink()``."""
+
+    rules: list[AlertRule] = field(default_factory=default_rules)
+    sinks: list[Any] = field(default_factory=_default_sinks)
+
+    def __post_init__(self) -> None:
+        self.rules, self.sinks = list(self.rules), list(self.sinks)
+        bad = [r for r in self.rules if not isinstance(r, AlertRule)]
+        if bad:
+            raise ValueError(f"AlertConfig rules must be AlertRule objects, got {bad[0]!r}")
+        names = [r.name for r in self.rules]
+        duplicate = next((n for n in names if names.count(n) > 1), None)
+        if duplicate:
+            raise ValueError(f"AlertConfig rules: more than one rule is named {duplicate!r}")
+        bad = [s for s in self.sinks if not callable(getattr(s, "notify", None))]
+        if bad:
+            raise ValueError(f"AlertConfig sinks must have a notify(alert) method, got {bad[0]!r}")
+
+
+def _name(alert: AlertType | str) -> str:
+    if isinstance(alert, AlertType):
+        return alert.value
+    if isinstance(alert, str):
+        return AlertType[alert].value if alert in AlertType.__members__ else alert
+    raise ValueError(f"an alert is named by an AlertType or a str, got {alert!r}")
+
+
+class AlertManager:
+    """Evaluates ``config.rules`` every interval over what its InMemoryMetricReader collects.
+
+    Given an SDK MeterProvider it attaches its reader with ``add_metric_reader`` and removes
+    it (which shuts it down) on ``stop()``; or it reads a ``reader`` that ``configure(extra_readers=...)``
+    put in. Nothing here raises into the node: a failing rule or sink is logged once and counted.
+    """
+
+    def __init__(self, config: AlertConfig | None = None, meter_provider: Any = None, *,
+                 reader: MetricReader | None = None, clock: Callable[[], float] = time.time) -> None:
+        self.config = config if config is not None else AlertConfig()
+        if not isinstance(self.config, AlertConfig):
+            raise ValueError(f"config must be an AlertConfig, got {config!r}")
+        self.meter_provider = meter_provider if meter_provider is not None else metrics.get_meter_provider()
+        self.evaluator = Evaluator(self.config.rules)
+        self.clock = clock
+        self.rule_errors = self.sink_errors = self.evaluations = 0
+        self._given_reader = reader
+        self._reader: MetricReader | None = reader
+        self._attached_to: SDKMeterProvider | None = None
+        self._gauge = False
+        self._wanted = {rule.metric for rule in self.config.rules}
+        self._tick_lock = threading.Lock()  # one evaluation at a time
+        self._state_lock = threading.Lock()  # the alerts; never held while collecting
+        self._run_lock = threading.Lock()
+        self._stop = threading.Event()
+        self._thread: threading.Thread | None = None
+        self._warned: set[Any] = set()
+
+    # -- running ----------------------------------------------------------------------------------
+
+    def start(self, interval: float = 1.0) -> "AlertManager":
+        """Evaluate now and then every ``interval`` seconds on a daemon thread (idempotent)."""
+        if isinstance(interval, bool) or not isinstance(interval, (int, float)) or not 0 < interval < float("inf"):
+            raise ValueError(f"alert_check_interval must be a positive number of seconds, got {interval!r}")
+        with self._run_lock:
+            if self._thread is not None:
+                return self
+            self._attach()
+            self._stop.clear()
+            self._thread = threading.Thread(target=self._run, args=(float(interval),), name="p2p-telemetry-alerts",
+                                            daemon=True)
+            self._thread.start()
+        return self
+
+    def stop(self) -> None:
+        """Stop the thread (within one interval), remove the reader, close the sinks (idempotent)."""
+        with self._run_lock:
+            thread, self._thread = self._thread, None
+            self._stop.set()
+            if thread is not None:
+                thread.join()
+            with self._tick_lock:
+                self._detach()
+            for sink in self.config.sinks:
+                try:
+                    close = getattr(sink, "close", None)
+                    if close is not None:
+                        close()
+                except Exception:
+                    logger.exception("p2p-telemetry: closing alert sink %r failed", sink)
+
+    @property
+    def running(self) -> bool:
+        """True between ``start()`` and ``stop()``."""
+        return self._thread is not None
+
+    def _run(self, interval: float) -> None:
+        while True:
+            started = time.monotonic()
+            self.evaluate()
+            if self._stop.wait(max(0.0, interval - (time.monotonic() - started))):
+                return
+
+    # -- evaluating -------------------------------------------------------------------------------
+
+    def evaluate(self, now: float | None = None) -> list[Alert]:
+        """Collect and evaluate every rule once (at ``now``, default the clock); returns the state changes."""
+        with self._tick_lock:
+            try:
+                self._attach()
+                now = self.clock() if now is None else now
+                points = self._collect()
+            except Exception:
+                self._once("collect", "p2p-telemetry: collecting metrics for the alert evaluator failed")
+                return []
+            changes: list[Alert] = []
+            with self._state_lock:
+                for state in self.evaluator.states():
+                    try:
+                        changes.extend(self.evaluator.evaluate_rule(state, now, points.get(state.rule.metric, ())))
+                    except Exception:
+                        self.rule_errors += 1
+                        self._once(("rule", state.rule.name), f"p2p-telemetry: alert rule {state.rule.name} failed")
+                self.evaluations += 1
+            self._notify(changes)
+            return changes
+
+    def _collect(self) -> dict[str, list[tuple[Any, float]]]:
+        reader = self._reader
+        if reader is None:
+            return {}
+        data = reader.get_metrics_data()  # type: ignore[attr-defined]
+        points: dict[str, list[tuple[Any, float]]] = {}
+        for resource_metrics in (data.resource_metrics if data is not None else ()):
+            for scope_metrics in resource_metrics.scope_metrics:
+                if scope_metrics.scope.name != METER_NAME:
+                    continue
+                for metric in scope_metrics.metrics:
+                    if metric.name in self._wanted:
+                        points.setdefault(metric.name, []).extend(
+                            (p.attributes, p.value) for p in metric.data.data_points)
+        return points
+
+    def _attach(self) -> None:
+        if not self._gauge:
+            InstrumentHub.for_provider(self.meter_provider).observe(c.ALERT_ACTIVE, self, self._observe_active)
+            self._gauge = True
+        if self._reader is not None:
+            return
+        provider = self.meter_provider
+        if type(provider).__name__ == "_ProxyMeterProvider":
+            provider = metrics.get_meter_provider()  # the proxy forwards to the SDK provider installed since
+        if isinstance(provider, SDKMeterProvider):
+            reader = InMemoryMetricReader()
+            provider.add_metric_reader(reader)
+            self._reader, self._attached_to = reader, provider
+        else:
+            self._once("no-sdk", f"p2p-telemetry: the alert evaluator has nothing to read: the MeterProvider is "
+                       f"{type(provider).__name__}, not an OpenTelemetry SDK MeterProvider (no SDK installed?). "
+                       "Call p2p_telemetry.configure() or pass an SDK MeterProvider; until then no rule is "
+                       "evaluated (trigger_alert still works)", exc=False)
+
+    def _detach(self) -> None:
+        if self._gauge:
+            InstrumentHub.for_provider(self.meter_provider).detach(self)
+            self._gauge = False
+        if self._attached_to is not None and self._reader is not None:
+            try:
+                self._attached_to.remove_metric_reader(self._reader)  # also shuts the reader down
+            except Exception:
+                logger.exception("p2p-telemetry: removing the alert evaluator's reader failed")
+        if self._given_reader is None:
+            self._reader, self._attached_to = None, None
+
+    def _notify(self, changes: list[Alert]) -> None:
+        for alert in changes:
+            for sink in self.config.sinks:
+                try:
+                    sink.notify(alert)
+                except Exception:
+                    self.sink_errors += 1
+                    self._once(("sink", id(sink)), f"p2p-telemetry: alert sink {sink!r} failed")
+
+    def _once(self, key: Any, message: str, exc: bool = True) -> None:
+        if key not in self._warned:
+            self._warned.add(key)
+            (logger.exception if exc else logger.warning)(message)
+
+    def _observe_active(self) -> Points:
+        with self._state_lock:
+            counts = Counter((a.name, a.state, a.severity) for a in self.evaluator.alerts()
+                             if a.state in (PENDING, FIRING))
+        return [({c.ALERTNAME: name, c.ALERTSTATE: state, c.SEVERITY: severity}, n)
+                for (name, state, severity), n in sorted(counts.items())]
+
+    # -- the seed's API ---------------------------------------------------------------------------
+
+    def has_alert(self, alert: AlertType | str) -> bool:
+        """True while an alert of that name is firing."""
+        name = _name(alert)
+        return any(a.name == name and a.state == FIRING for a in self.active_alerts())
+
+    def active_alerts(self) -> list[Alert]:
+        """Pending and firing alerts (copies)."""
+        with self._state_lock:
+            return self.evaluator.alerts()
+
+    def trigger_alert(self, alert: AlertType | str, value: float = 1.0, labels: dict[str, str] | None = None,
+                      summary: str = "", severity: str | None = None) -> Alert:
+        """Fire an alert by hand, as the seed does; it stays firing until ``resolve_alert``."""
+        name = _name(alert)
+        rule = next((r for r in self.config.rules if r.name == name), None)
+        with self._state_lock:
+            fired = self.evaluator.trigger(name, self.clock(), severity or (rule.severity if rule else "warning"),
+                                           labels, value, summary)
+        self._notify([fired])
+        return fired
+
+    def resolve_alert(self, alert: AlertType | str) -> list[Alert]:
+        """Resolve the alerts of that name that ``trigger_alert`` fired."""
+        with self._state_lock:
+            resolved = self.evaluator.resolve(_name(alert), self.clock())
+        self._notify(resolved)
+        return resolved
+
+    def __repr__(self) -> str:
+        return f"<AlertManager rules={len(self.config.rules)} running={self.running}>"
