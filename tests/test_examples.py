@@ -21,3 +21,11 @@ def test_quickstart_serves_what_it_counted():
     assert "serving Prometheus metrics at http://127.0.0.1:" in out
     assert "'total': 3, 'healthy': 3" in out
     assert 'p2p_peers{' in out and 'p2p_network_io_bytes_total{' in out and 'p2p_protocol_events_total{' in out
+
+
+def test_libp2p_node_serves_what_it_counted():
+    out = run_example("libp2p_node.py", "--duration", "1.5", "--port", "0")
+    assert "serving Prometheus metrics at http://127.0.0.1:" in out
+    assert "'total': 1, 'healthy': 1" in out
+    assert 'p2p_connection_active{' in out and 'p2p_protocol="/example/chat/1.0.0"' in out
+    assert 'p2p_peer_latency_seconds_count{' in out
