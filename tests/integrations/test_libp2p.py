@@ -148,3 +148,26 @@ def test_three_hosts_connections_pings_streams_and_churn(provider, reader):
     assert after.value("p2p.connection.attempts", tcp("inbound")) == 201
     assert after["p2p.connection.duration"].point(tcp("inbound")).count == 201
     assert after.value("p2p.connection.active", tcp("inbound")) == 0
+
+
+def test_enable_metrics_events_are_consumed(provider, reader):
+    """A host made with enable_metrics=True: its metric channel is drained, ping events become protocol events."""
+    from libp2p.host.ping import PingService
+
+    collector = MetricsCollector(provider, sample_resources=False)
+
+    async def main() -> None:
+        a, b = new_host(enable_metrics=True), new_host()
+        handle = instrument_host(a, collector)
+        async with a.run(listen()), b.run(listen()):
+            await a.connect(info_from_p2p_addr(b.get_addrs()[0]))
+            service = PingService(a)
+            for _ in range(150):  # more events than the channel holds (100): the swarm must not block
+                await service.ping(b.get_id(), 2)
+            await until(lambda: collector.protocols.snapshot().get(PING_PROTOCOL, {}).get("pong") == 300)
+        handle.close()
+
+    trio.run(main)
+    events = collect(reader)["p2p.protocol.events"]
+    assert events.value({"p2p.protocol": PING_PROTOCOL, "p2p.protocol.event": "pong"}) == 300
+    assert events.value({"p2p.protocol": PING_PROTOCOL, "p2p.protocol.event": "stream_opened"}) == 150
