@@ -1,8 +1,9 @@
 #!/usr/bin/env bash
 # The README's main-job command: installs p2p-telemetry into .venv (pinned versions) and runs
-# a small instrumented node on loopback that serves Prometheus at 127.0.0.1:9464.
-# Extra arguments go to the example (e.g. --duration 60).
+# `p2p-telemetry demo`: an instrumented node and 5 peers on 127.0.0.1 with a live view, serving
+# Prometheus at 127.0.0.1:9464. No server is needed. Extra arguments go to the demo
+# (e.g. --duration 60, --otlp-endpoint http://127.0.0.1:4317, --alertmanager http://127.0.0.1:9093).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 bash scripts/setup.sh
-exec .venv/bin/python examples/quickstart.py "$@"
+exec .venv/bin/p2p-telemetry demo "$@"

@@ -1,0 +1,116 @@
+"""``p2p-telemetry demo``: the swarm, the monitoring system, the exporters and the live view, wired together."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import signal
+import sys
+from dataclasses import dataclass
+from typing import TextIO
+
+from ..alerting import AlertConfig, AlertmanagerSink, CallbackSink, default_rules, load_rules
+from ..health import HealthChecker, HealthPolicy
+from ..monitoring import MonitoringConfig, MonitoringSystem
+from ..provider import configure, setup_info
+from .swarm import REQUEST_TIMEOUT, Swarm, ping
+from .view import LiveView
+
+__all__ = ["DemoOptions", "run"]
+
+logger = logging.getLogger("p2p_telemetry")
+
+#: The demo's health policy: a ping slower than 100 ms is degraded; 3 failures in a row unhealthy; 2 answers heal.
+DEMO_POLICY = HealthPolicy(latency_threshold=0.1, failures_to_unhealthy=3, successes_to_recover=2)
+
+
+@dataclass
+class DemoOptions:
+    """What ``p2p-telemetry demo`` was asked to do (see ``--help``)."""
+
+    peers: int = 5
+    duration: float | None = None
+    prometheus: bool = True
+    prometheus_host: str = "127.0.0.1"
+    prometheus_port: int = 9464
+    otlp_endpoint: str | None = None
+    otlp_protocol: str | None = None
+    export_interval: float = 5.0
+    alertmanager: str | None = None
+    alert_check_interval: float = 1.0
+    health_check_interval: float = 1.0
+    rules_file: str | None = None
+    view: bool = True
+    seed: int | None = None
+
+
+def _exporters(options: DemoOptions) -> list[str]:
+    exporters = (["prometheus"] if options.prometheus else []) + (["otlp"] if options.otlp_endpoint else [])
+    return exporters or ["none"]
+
+
+def run(options: DemoOptions, out: TextIO = sys.stdout) -> int:
+    """Run the demo until ``options.duration`` passes, or Ctrl-C / SIGTERM; 0 on a clean stop."""
+    provider = configure(service_name="p2p-telemetry-demo", exporters=_exporters(options),
+                         otlp_endpoint=options.otlp_endpoint, otlp_protocol=options.otlp_protocol,
+                         prometheus_host=options.prometheus_host, prometheus_port=options.prometheus_port,
+                         export_interval=options.export_interval, set_global=False)
+    rules = default_rules() + (load_rules(options.rules_file) if options.rules_file else [])
+    view_box: list[LiveView] = []
+    sinks: list = [CallbackSink(lambda alert: view_box[0].alert_event(alert) if view_box else None)]
+    if options.alertmanager:
+        sinks.append(AlertmanagerSink(options.alertmanager))
+    swarm_box: list[Swarm] = []
+
+    async def probe(peer_id: str) -> float:
+        return await ping(swarm_box[0].port_of(peer_id), monitoring.metrics, REQUEST_TIMEOUT)
+
+    config = MonitoringConfig(metrics_interval=1.0, alert_check_interval=options.alert_check_interval,
+                              alert_config=AlertConfig(rules=rules, sinks=sinks),
+                              health_check_interval=options.health_check_interval,
+                              health_checker=HealthChecker(probe, policy=DEMO_POLICY, timeout=REQUEST_TIMEOUT + 0.1))
+    monitoring = MonitoringSystem(config, meter_provider=provider)
+    info = setup_info(provider)
+    where = [f"Prometheus: {info.prometheus_url}"] if info and info.prometheus_url else []
+    where += [f"OTLP ({info.otlp_protocol}): {options.otlp_endpoint}"] if options.otlp_endpoint else []
+    where += [f"Alertmanager: {options.alertmanager}"] if options.alertmanager else []
+    header = f"p2p-telemetry demo: 1 node + {options.peers} peers on 127.0.0.1   " + "   ".join(where)
+    view = LiveView(monitoring.metrics, out, header=header, alert_source=monitoring.alert_manager)
+    view_box.append(view)
+    swarm = Swarm(monitoring.metrics, options.peers, seed=options.seed)
+    swarm_box.append(swarm)
+    out.write(header + "\n")
+    out.flush()
+    try:
+        monitoring.start()
+        asyncio.run(_run_swarm(swarm, view if options.view else None, options.duration))
+    except KeyboardInterrupt:
+        pass
+    finally:
+        monitoring.stop()
+        provider.shutdown()  # type: ignore[attr-defined]
+        out.write("p2p-telemetry demo: stopped\n")
+        out.flush()
+    return 0
+
+
+async def _run_swarm(swarm: Swarm, view: LiveView | None, duration: float | None) -> None:
+    loop = asyncio.get_running_loop()
+    stop = asyncio.Event()
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        with contextlib.suppress(NotImplementedError, RuntimeError):
+            loop.add_signal_handler(sig, stop.set)
+    deadline = None if duration is None else loop.time() + duration
+    await swarm.start()
+    try:
+        while not stop.is_set():
+            if view is not None:
+                view.refresh()
+            wait = 1.0 if deadline is None else min(1.0, deadline - loop.time())
+            if wait <= 0:
+                break
+            with contextlib.suppress(asyncio.TimeoutError):
+                await asyncio.wait_for(stop.wait(), wait)
+    finally:
+        await swarm.stop()

@@ -1,0 +1,86 @@
+"""The demo's live view: peers by health, bytes/s, connections, protocol events, alerts; one frame per second."""
+
+from __future__ import annotations
+
+import collections
+import threading
+import time
+from typing import Any, TextIO
+
+from ..collector import MetricsCollector
+
+__all__ = ["LiveView"]
+
+CLEAR = "\x1b[H\x1b[2J"
+
+
+def _rate(value: float) -> str:
+    for unit in ("B/s", "KiB/s", "MiB/s"):
+        if value < 1024 or unit == "MiB/s":
+            return f"{value:7.1f} {unit}"
+        value /= 1024
+    return ""  # unreachable
+
+
+class LiveView:
+    """Renders the node's figures; ``alert_event`` is a CallbackSink function that records alert changes."""
+
+    def __init__(self, collector: MetricsCollector, out: TextIO, *, header: str = "", tty: bool | None = None,
+                 alert_source: Any = None) -> None:
+        self.collector = collector
+        self.out = out
+        self.header = header
+        self.tty = out.isatty() if tty is None else tty
+        self.alert_source = alert_source
+        self._events: collections.deque[str] = collections.deque(maxlen=6)
+        self._lock = threading.Lock()
+        self._last: tuple[float, int, int] | None = None
+
+    def alert_event(self, alert: Any) -> None:
+        """Note an alert's state change (called by a CallbackSink, from the evaluator's thread)."""
+        stamp = time.strftime("%H:%M:%S")
+        labels = ", ".join(f"{k}={v}" for k, v in sorted(alert.labels.items()) if k not in ("alertname", "severity"))
+        line = f"{stamp}  {alert.state.upper():8} {alert.name}" + (f" ({labels})" if labels else "")
+        with self._lock:
+            self._events.append(line)
+        if not self.tty:
+            self.out.write(f"alert: {line}\n")
+            self.out.flush()
+
+    def frame(self) -> list[str]:
+        """The lines of one frame."""
+        now = time.monotonic()
+        net = self.collector.network_snapshot()
+        sent_rate = received_rate = 0.0
+        if self._last is not None and now > self._last[0]:
+            elapsed = now - self._last[0]
+            sent_rate = (net.bytes_sent - self._last[1]) / elapsed
+            received_rate = (net.bytes_received - self._last[2]) / elapsed
+        self._last = (now, net.bytes_sent, net.bytes_received)
+        peers = self.collector.peer_counts()
+        events = self.collector.protocols.snapshot()
+        lines = [self.header] if self.header else []
+        lines += [
+            f"peers        {peers['total']:3} total  {peers['healthy']:3} healthy  {peers['degraded']:3} degraded  "
+            f"{peers['unhealthy']:3} unhealthy",
+            f"bandwidth    out {_rate(sent_rate)}   in {_rate(received_rate)}   "
+            f"(total {net.bytes_sent:,} B out, {net.bytes_received:,} B in)",
+            f"connections  {net.active_connections:3} open  {net.connection_attempts:5} attempts  "
+            f"{net.connection_failures:3} failed",
+            "events       " + "  ".join(f"{protocol}: " + " ".join(f"{event}={n}" for event, n in sorted(counts.items()))
+                                       for protocol, counts in sorted(events.items()) if any(counts.values())),
+        ]
+        active = self.alert_source.active_alerts() if self.alert_source is not None else []
+        lines.append("alerts now   " + (", ".join(f"{a.name} [{a.state}]" for a in active) or "none"))
+        with self._lock:
+            lines += ["  " + event for event in self._events]
+        return lines
+
+    def refresh(self) -> None:
+        """Write one frame (redrawn in place on a terminal, appended otherwise)."""
+        lines = self.frame()
+        text = (CLEAR if self.tty else "") + "\n".join(lines) + "\n"
+        if not self.tty:
+            text += "\n"
+        self.out.write(text)
+        self.out.flush()
