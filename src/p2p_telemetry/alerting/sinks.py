@@ -181,14 +181,18 @@ class AlertmanagerSink:
                     self._cond.wait(max(0.0, self._next_resend - self._clock()))
                 if self._stop.is_set():
                     return
+                resend: list[Alert] = []
                 if self._clock() >= self._next_resend and not self._inflight:
-                    for alert in self._firing.values():
-                        self._enqueue(alert)
+                    resend = list(self._firing.values())
                     self._next_resend = self._clock() + self.resend_interval
                 if not self._inflight:
                     count = min(self.batch_size, len(self._queue))
                     self._inflight = [self._queue.popleft() for _ in range(count)]
                 batch = list(self._inflight)
+            for start in range(0, len(resend), self.batch_size):  # best effort, as each resend is
+                if not self._post(resend[start:start + self.batch_size]):
+                    break
+                self.sent += len(resend[start:start + self.batch_size])
             if not batch:
                 continue
             if self._post(batch):

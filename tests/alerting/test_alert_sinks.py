@@ -1,0 +1,165 @@
+"""Sinks: the log, a callback, and the Alertmanager sink's payload, resends, auth, retries and bounded queue."""
+
+from __future__ import annotations
+
+import http.server
+import json
+import logging
+import threading
+import time
+from datetime import datetime
+
+import pytest
+from realstack import LOOPBACK, free_port, wait_for
+
+from p2p_telemetry import Alert, AlertmanagerSink, CallbackSink, LogSink
+
+
+class Receiver:
+    """A stand-in HTTP endpoint on 127.0.0.1 that records every request (for what Alertmanager cannot show: headers)."""
+
+    def __init__(self, port: int | None = None, status: int = 200) -> None:
+        self.requests: list[tuple[str, dict, list]] = []
+        outer = self
+
+        class Handler(http.server.BaseHTTPRequestHandler):
+            def do_POST(self):
+                body = self.rfile.read(int(self.headers.get("Content-Length", 0)))
+                outer.requests.append((self.path, dict(self.headers), json.loads(body)))
+                self.send_response(status)
+                self.end_headers()
+
+            def log_message(self, *args):
+                pass
+
+        self.server = http.server.ThreadingHTTPServer((LOOPBACK, port or 0), Handler)
+        self.port = self.server.server_address[1]
+        self.url = f"http://{LOOPBACK}:{self.port}"
+        threading.Thread(target=self.server.serve_forever, daemon=True).start()
+
+    def alerts(self) -> list[dict]:
+        return [alert for _, _, body in self.requests for alert in body]
+
+    def close(self) -> None:
+        self.server.shutdown()
+        self.server.server_close()
+
+
+@pytest.fixture
+def receiver():
+    r = Receiver()
+    yield r
+    r.close()
+
+
+def alert(state="firing", name="HighCpuUsage", t=None, **labels) -> Alert:
+    now = time.time() if t is None else t
+    return Alert(name, state, {"alertname": name, "severity": "warning", **labels}, 0.95, now - 5,
+                 fired_at=now - 5 if state != "pending" else None, resolved_at=now if state == "resolved" else None,
+                 summary="CPU utilization 0.95 is above 0.9")
+
+
+def parse(ts: str) -> float:
+    return datetime.fromisoformat(ts.replace("Z", "+00:00")).timestamp()
+
+
+def test_log_and_callback_sinks(caplog):
+    got = []
+    CallbackSink(got.append).notify(alert())
+    assert got[0].name == "HighCpuUsage"
+    with caplog.at_level(logging.INFO, logger="p2p_telemetry"):
+        LogSink().notify(alert())
+    assert "HighCpuUsage firing: CPU utilization 0.95 is above 0.9" in caplog.text
+    with pytest.raises(ValueError, match="callable"):
+        CallbackSink(42)  # type: ignore[arg-type]
+
+
+def test_posts_firing_then_resolved_in_alertmanager_format(receiver):
+    sink = AlertmanagerSink(receiver.url, resend_interval=60, generator_url="http://node-1/alerts/{alertname}")
+    sink.notify(alert("pending"))  # Alertmanager never hears of pending alerts
+    firing = alert(instance="node-1")
+    sink.notify(firing)
+    wait_for(lambda: receiver.alerts(), 5, "the firing alert")
+    resolved = alert("resolved", instance="node-1")
+    sink.notify(resolved)
+    wait_for(lambda: len(receiver.alerts()) == 2, 5, "the resolution")
+    sink.close()
+    (path, _, _), _ = receiver.requests
+    assert path == "/api/v2/alerts"
+    first, second = receiver.alerts()
+    assert first["labels"] == {"alertname": "HighCpuUsage", "severity": "warning", "instance": "node-1"}
+    assert first["annotations"] == {"summary": "CPU utilization 0.95 is above 0.9"}
+    assert first["generatorURL"] == "http://node-1/alerts/HighCpuUsage"
+    assert parse(first["startsAt"]) == pytest.approx(firing.fired_at, abs=0.001)
+    assert parse(first["endsAt"]) > time.time() + 200  # ahead of now: 4 resend intervals
+    assert parse(second["endsAt"]) == pytest.approx(resolved.resolved_at, abs=0.001)
+
+
+def test_resends_firing_alerts_with_endsat_moving_ahead(receiver):
+    sink = AlertmanagerSink(receiver.url + "/api/v2/alerts", resend_interval=0.2)
+    sink.notify(alert())
+    wait_for(lambda: len(receiver.alerts()) >= 3, 5, "two resends")
+    sink.notify(alert("resolved"))
+    time.sleep(0.5)
+    sink.close()
+    ends = [parse(a["endsAt"]) for a in receiver.alerts()]
+    firing_ends = ends[:-1] if ends[-1] < time.time() - 0.3 else ends
+    assert firing_ends == sorted(firing_ends) and firing_ends[-1] > firing_ends[0]
+    resolved_at = [a for a in receiver.alerts() if parse(a["endsAt"]) < time.time()]
+    assert resolved_at, "the resolution was sent"
+    count = len(receiver.alerts())
+    time.sleep(0.5)
+    assert len(receiver.alerts()) == count  # nothing firing: nothing resent, and the sender is stopped
+
+
+@pytest.mark.parametrize("kwargs, header", [
+    ({"bearer_token": "s3cret-token"}, "Bearer s3cret-token"),
+    ({"basic_auth": ("am-user", "s3cret-token")}, "Basic YW0tdXNlcjpzM2NyZXQtdG9rZW4="),
+    ({"headers": {"X-Scope-OrgID": "s3cret-token"}}, None),
+])
+def test_credentials_are_sent_and_never_logged(receiver, caplog, kwargs, header):
+    down = f"http://{LOOPBACK}:{free_port()}"
+    with caplog.at_level(logging.DEBUG, logger="p2p_telemetry"):
+        failing = AlertmanagerSink(down, min_backoff=0.05, max_backoff=0.05, **kwargs)
+        failing.notify(alert())
+        wait_for(lambda: failing.failures >= 2, 5, "retries")
+        failing.close()
+        sink = AlertmanagerSink(receiver.url, **kwargs)
+        sink.notify(alert())
+        wait_for(lambda: receiver.requests, 5, "the request")
+        sink.close()
+    headers = {k.lower(): v for k, v in receiver.requests[0][1].items()}
+    if header:
+        assert headers["authorization"] == header
+    else:
+        assert headers["x-scope-orgid"] == "s3cret-token"
+    assert "cannot reach" in caplog.text and "s3cret" not in caplog.text and "s3cret" not in repr(sink)
+
+
+def test_the_queue_is_bounded_while_alertmanager_is_down_and_notify_never_blocks():
+    port = free_port()
+    sink = AlertmanagerSink(f"http://{LOOPBACK}:{port}", queue_size=5, batch_size=2, min_backoff=0.05,
+                            max_backoff=0.1, resend_interval=0.3)
+    started = time.perf_counter()
+    for i in range(100):
+        sink.notify(alert(peer=str(i)))
+    assert time.perf_counter() - started < 0.1  # 100 notifications: no network in the caller
+    wait_for(lambda: sink.failures >= 3, 5, "retries with backoff")
+    assert sink.pending() <= 5 + 2 and sink.dropped >= 100 - 7
+    receiver = Receiver(port)  # it comes back
+    try:
+        wait_for(lambda: {a["labels"]["peer"] for a in receiver.alerts()} == {str(i) for i in range(100)}, 10,
+                 "every firing alert, by resend")
+    finally:
+        sink.close()
+        receiver.close()
+    assert sink.sent >= 100
+
+
+def test_bad_settings_name_the_setting():
+    with pytest.raises(ValueError, match="url"):
+        AlertmanagerSink("127.0.0.1:9093")
+    with pytest.raises(ValueError, match="resend_interval"):
+        AlertmanagerSink("http://127.0.0.1:9093", resend_interval=0)
+    with pytest.raises(ValueError, match="queue_size"):
+        AlertmanagerSink("http://127.0.0.1:9093", queue_size=0)
