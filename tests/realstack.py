@@ -5,6 +5,7 @@ With ``CI=true`` a missing component fails the test; elsewhere it skips it.
 
 from __future__ import annotations
 
+import http.server
 import json
 import re
 import os
@@ -13,6 +14,7 @@ import signal
 import socket
 import subprocess
 import sys
+import threading
 import time
 import urllib.parse
 import urllib.request
@@ -82,6 +84,36 @@ def port_open(port: int) -> bool:
             return True
     except OSError:
         return False
+
+
+class Receiver:
+    """An HTTP endpoint on 127.0.0.1 recording every POST (a webhook for Alertmanager, or a stand-in for it)."""
+
+    def __init__(self, port: int | None = None, status: int = 200) -> None:
+        self.requests: list[tuple[str, dict, Any]] = []
+        outer = self
+
+        class Handler(http.server.BaseHTTPRequestHandler):
+            def do_POST(self) -> None:
+                body = self.rfile.read(int(self.headers.get("Content-Length", 0)))
+                outer.requests.append((self.path, dict(self.headers), json.loads(body or b"null")))
+                self.send_response(status)
+                self.end_headers()
+
+            def log_message(self, *args: Any) -> None:
+                pass
+
+        self.server = http.server.ThreadingHTTPServer((LOOPBACK, port or 0), Handler)
+        self.port = self.server.server_address[1]
+        self.url = f"http://{LOOPBACK}:{self.port}"
+        threading.Thread(target=self.server.serve_forever, daemon=True).start()
+
+    def bodies(self) -> list[Any]:
+        return [body for _, _, body in self.requests]
+
+    def close(self) -> None:
+        self.server.shutdown()
+        self.server.server_close()
 
 
 class Process:

@@ -2,47 +2,14 @@
 
 from __future__ import annotations
 
-import http.server
-import json
 import logging
-import threading
 import time
 from datetime import datetime
 
 import pytest
-from realstack import LOOPBACK, free_port, wait_for
+from realstack import LOOPBACK, Receiver, free_port, wait_for
 
 from p2p_telemetry import Alert, AlertmanagerSink, CallbackSink, LogSink
-
-
-class Receiver:
-    """A stand-in HTTP endpoint on 127.0.0.1 that records every request (for what Alertmanager cannot show: headers)."""
-
-    def __init__(self, port: int | None = None, status: int = 200) -> None:
-        self.requests: list[tuple[str, dict, list]] = []
-        outer = self
-
-        class Handler(http.server.BaseHTTPRequestHandler):
-            def do_POST(self):
-                body = self.rfile.read(int(self.headers.get("Content-Length", 0)))
-                outer.requests.append((self.path, dict(self.headers), json.loads(body)))
-                self.send_response(status)
-                self.end_headers()
-
-            def log_message(self, *args):
-                pass
-
-        self.server = http.server.ThreadingHTTPServer((LOOPBACK, port or 0), Handler)
-        self.port = self.server.server_address[1]
-        self.url = f"http://{LOOPBACK}:{self.port}"
-        threading.Thread(target=self.server.serve_forever, daemon=True).start()
-
-    def alerts(self) -> list[dict]:
-        return [alert for _, _, body in self.requests for alert in body]
-
-    def close(self) -> None:
-        self.server.shutdown()
-        self.server.server_close()
 
 
 @pytest.fixture
@@ -50,6 +17,10 @@ def receiver():
     r = Receiver()
     yield r
     r.close()
+
+
+def alerts_of(receiver: Receiver) -> list[dict]:
+    return [a for body in receiver.bodies() for a in body]
 
 
 def alert(state="firing", name="HighCpuUsage", t=None, **labels) -> Alert:
@@ -79,14 +50,14 @@ def test_posts_firing_then_resolved_in_alertmanager_format(receiver):
     sink.notify(alert("pending"))  # Alertmanager never hears of pending alerts
     firing = alert(instance="node-1")
     sink.notify(firing)
-    wait_for(lambda: receiver.alerts(), 5, "the firing alert")
+    wait_for(lambda: alerts_of(receiver), 5, "the firing alert")
     resolved = alert("resolved", instance="node-1")
     sink.notify(resolved)
-    wait_for(lambda: len(receiver.alerts()) == 2, 5, "the resolution")
+    wait_for(lambda: len(alerts_of(receiver)) == 2, 5, "the resolution")
     sink.close()
     (path, _, _), _ = receiver.requests
     assert path == "/api/v2/alerts"
-    first, second = receiver.alerts()
+    first, second = alerts_of(receiver)
     assert first["labels"] == {"alertname": "HighCpuUsage", "severity": "warning", "instance": "node-1"}
     assert first["annotations"] == {"summary": "CPU utilization 0.95 is above 0.9"}
     assert first["generatorURL"] == "http://node-1/alerts/HighCpuUsage"
@@ -98,18 +69,18 @@ def test_posts_firing_then_resolved_in_alertmanager_format(receiver):
 def test_resends_firing_alerts_with_endsat_moving_ahead(receiver):
     sink = AlertmanagerSink(receiver.url + "/api/v2/alerts", resend_interval=0.2)
     sink.notify(alert())
-    wait_for(lambda: len(receiver.alerts()) >= 3, 5, "two resends")
+    wait_for(lambda: len(alerts_of(receiver)) >= 3, 5, "two resends")
     sink.notify(alert("resolved"))
     time.sleep(0.5)
     sink.close()
-    ends = [parse(a["endsAt"]) for a in receiver.alerts()]
+    ends = [parse(a["endsAt"]) for a in alerts_of(receiver)]
     firing_ends = ends[:-1] if ends[-1] < time.time() - 0.3 else ends
     assert firing_ends == sorted(firing_ends) and firing_ends[-1] > firing_ends[0]
-    resolved_at = [a for a in receiver.alerts() if parse(a["endsAt"]) < time.time()]
+    resolved_at = [a for a in alerts_of(receiver) if parse(a["endsAt"]) < time.time()]
     assert resolved_at, "the resolution was sent"
-    count = len(receiver.alerts())
+    count = len(alerts_of(receiver))
     time.sleep(0.5)
-    assert len(receiver.alerts()) == count  # nothing firing: nothing resent, and the sender is stopped
+    assert len(alerts_of(receiver)) == count  # nothing firing: nothing resent, and the sender is stopped
 
 
 @pytest.mark.parametrize("kwargs, header", [
@@ -148,7 +119,7 @@ def test_the_queue_is_bounded_while_alertmanager_is_down_and_notify_never_blocks
     assert sink.pending() <= 5 + 2 and sink.dropped >= 100 - 7
     receiver = Receiver(port)  # it comes back
     try:
-        wait_for(lambda: {a["labels"]["peer"] for a in receiver.alerts()} == {str(i) for i in range(100)}, 10,
+        wait_for(lambda: {a["labels"]["peer"] for a in alerts_of(receiver)} == {str(i) for i in range(100)}, 10,
                  "every firing alert, by resend")
     finally:
         sink.close()
