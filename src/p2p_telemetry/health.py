@@ -34,6 +34,7 @@ import anyio
 
 from .collector import MetricsCollector
 from .model import HealthStatus
+from .network import error_type
 
 __all__ = ["HealthPolicy", "HealthChecker", "Probe", "tcp_connect_probe", "Libp2pPingProbe"]
 
@@ -72,9 +73,8 @@ class HealthPolicy:
         if rtt is None:
             state.failures += 1
             state.successes = 0
-            failed_out = state.failures >= self.failures_to_unhealthy
-            state.health = HealthStatus.UNHEALTHY if failed_out else (
-                HealthStatus.UNHEALTHY if state.health is HealthStatus.UNHEALTHY else HealthStatus.DEGRADED)
+            unhealthy = state.failures >= self.failures_to_unhealthy or state.health is HealthStatus.UNHEALTHY
+            state.health = HealthStatus.UNHEALTHY if unhealthy else HealthStatus.DEGRADED
         elif rtt > self.latency_threshold:
             state.failures = state.successes = 0
             state.health = HealthStatus.DEGRADED
@@ -174,7 +174,6 @@ class HealthChecker:
         except TimeoutError:
             return None, f"probe timed out after {self.timeout:g}s"
         except Exception as error:
-            from .network import error_type
             return None, f"probe failed: {error_type(error)}"
         rtt = _valid_rtt(value)
         return (rtt, None) if rtt is not None else (None, "probe returned no round-trip time")

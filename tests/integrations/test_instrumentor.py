@@ -2,13 +2,11 @@
 
 from __future__ import annotations
 
-import os
 import re
 import shutil
 import sys
 from pathlib import Path
 
-import pytest
 from realstack import Process, free_port, http_get, missing, wait_for
 
 NODE = Path(__file__).parent / "nodes" / "plain_libp2p_node.py"

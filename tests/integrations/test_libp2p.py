@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import time
 
-import pytest
 from conftest import collect
 
 from p2p_telemetry import HealthChecker, HealthPolicy, Libp2pPingProbe, MetricsCollector

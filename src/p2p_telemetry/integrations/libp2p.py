@@ -7,7 +7,9 @@ What is counted, and from where:
   ``quic``, ...), ``disconnected`` closes it and records its lifetime. An inbound connection also
   counts as one attempt. Outbound attempts, their set-up time and failures (``error.type`` mapped
   from py-libp2p's exception classes) come from the network's ``dial_peer``, wrapped on the
-  instance; a dial that reuses an existing connection is not an attempt.
+  instance; a dial that reuses an existing connection is not an attempt. Attempts and failures
+  count under ``network.transport=tcp`` (the transport a dial ends on is known only once it
+  succeeds; its set-up time is recorded under that transport).
 - Streams: each stream's ``read``/``write`` count bytes in ``p2p.network.io`` under the stream's
   protocol ID (bytes of the multistream negotiation, before a protocol is chosen, count under
   ``other``); a stream whose protocol is chosen counts ``stream_opened`` and, when it closes,
@@ -212,14 +214,14 @@ class HostInstrumentation:
         started, direction, transport = entry
         self.collector.network.connection_closed(direction, transport, time.perf_counter() - started)
         peer_id = _peer_id(conn)
-        if peer_id is None or self._still_connected(conn, peer_id):
+        if peer_id is None or self._still_connected(conn):
             return
         if self.on_disconnect == "remove":
             self.collector.peers.remove(peer_id)
         else:
             self.collector.peers.update(peer_id, health=HealthStatus.UNHEALTHY, reason="disconnected")
 
-    def _still_connected(self, conn: Any, peer_id: str) -> bool:
+    def _still_connected(self, conn: Any) -> bool:
         try:
             return any(c is not conn and not c.is_closed for c in self._network.get_connections(conn.muxed_conn.peer_id))
         except Exception:
