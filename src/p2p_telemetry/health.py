@@ -231,6 +231,8 @@ class HealthChecker:
         """Stop the background thread, waiting for a round in progress (bounded by the probes' timeout)."""
         thread, self._thread = self._thread, None
         self._stop.set()
+        if self.trio_token is not None and _current_trio_token() is self.trio_token:
+            return  # called from the loop the rounds run in: joining would wait for that loop itself
         if thread is not None and thread is not threading.current_thread():
             thread.join(self.timeout * 2 + 5)
 
