@@ -134,3 +134,20 @@ def test_bad_settings_name_the_setting():
         AlertmanagerSink("http://127.0.0.1:9093", resend_interval=0)
     with pytest.raises(ValueError, match="queue_size"):
         AlertmanagerSink("http://127.0.0.1:9093", queue_size=0)
+
+
+def test_close_sends_what_is_queued_first(receiver):
+    sink = AlertmanagerSink(receiver.url)
+    sink.notify(alert())
+    sink.notify(alert("resolved"))
+    sink.close()  # as MonitoringSystem.stop() does: the resolution still goes out
+    assert len(alerts_of(receiver)) == 2 and parse(alerts_of(receiver)[-1]["endsAt"]) <= time.time()
+
+
+def test_close_does_not_wait_for_an_alertmanager_that_is_down():
+    sink = AlertmanagerSink(f"http://{LOOPBACK}:{free_port()}", min_backoff=0.05, timeout=2.0)
+    sink.notify(alert())
+    wait_for(lambda: sink.failures, 5, "a failed send")
+    started = time.monotonic()
+    sink.close()
+    assert time.monotonic() - started < 0.5

@@ -97,7 +97,7 @@ class Evaluator:
                       ) -> list[Alert]:
         """Evaluate one rule (raises on a broken rule; the caller isolates it)."""
         rule = state.rule
-        values = self._aggregate(state, now, self._series(state, now, points))
+        values = self._aggregate(state, self._series(state, now, points))
         compare = OPS[rule.op]
         results = {}
         for attributes, value in values:
@@ -140,7 +140,7 @@ class Evaluator:
         return samples
 
     @staticmethod
-    def _aggregate(state: _RuleState, now: float, series: list[tuple[dict[str, str], float]]
+    def _aggregate(state: _RuleState, series: list[tuple[dict[str, str], float]]
                    ) -> list[tuple[dict[str, str], float]]:
         keys = state.rule.group_by
         if keys is None:

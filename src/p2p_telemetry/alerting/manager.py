@@ -74,7 +74,7 @@ class AlertManager:
         self.meter_provider = meter_provider if meter_provider is not None else metrics.get_meter_provider()
         self.evaluator = Evaluator(self.config.rules)
         self.clock = clock
-        self.rule_errors = self.sink_errors = self.evaluations = 0
+        self.rule_errors = self.sink_errors = self.collect_errors = self.evaluations = 0
         self._given_reader = reader
         self._reader: MetricReader | None = reader
         self._attached_to: SDKMeterProvider | None = None
@@ -142,6 +142,7 @@ class AlertManager:
                 now = self.clock() if now is None else now
                 points = self._collect()
             except Exception:
+                self.collect_errors += 1
                 self._once("collect", "p2p-telemetry: collecting metrics for the alert evaluator failed")
                 return []
             changes: list[Alert] = []

@@ -165,13 +165,18 @@ class AlertmanagerSink:
             return len(self._queue) + len(self._inflight)
 
     def close(self, timeout: float | None = None) -> None:
-        """Stop the sender thread (what is still queued is not sent)."""
+        """Send what is queued (for at most ``timeout``, default the request timeout), then stop the thread."""
+        deadline = time.monotonic() + (self.timeout if timeout is None else timeout)
         with self._cond:
+            while (self._queue or self._inflight) and self._down_since is None and self._thread is not None:
+                left = deadline - time.monotonic()
+                if left <= 0 or not self._cond.wait(left):
+                    break
             thread, self._thread = self._thread, None
             self._stop.set()
             self._cond.notify()
         if thread is not None:
-            thread.join(self.timeout + 1 if timeout is None else timeout)
+            thread.join(max(0.0, deadline - time.monotonic()) + self.timeout)
 
     def _run(self) -> None:
         backoff = self.min_backoff
@@ -199,6 +204,7 @@ class AlertmanagerSink:
                 with self._cond:
                     self._inflight = []
                     self.sent += len(batch)
+                    self._cond.notify_all()
                 backoff = self.min_backoff
             else:
                 self._stop.wait(backoff)
