@@ -159,6 +159,9 @@ class Swarm:
         for peer in self.peers:
             await peer.start()
             self.collector.peers.update(peer.peer_id, health="healthy", reputation=round(self.rng.uniform(0.6, 1), 2))
+        for protocol in PROTOCOLS:  # every series from the start, so the set of series never grows
+            for event in (*EVENTS[protocol], "timeout"):
+                self.collector.protocols.increment(protocol, event, 0)
         self._tasks = [asyncio.create_task(self._traffic(peer)) for peer in self.peers]
         self._tasks.append(asyncio.create_task(self._failed_dials()))
 
