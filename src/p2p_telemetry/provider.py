@@ -166,6 +166,22 @@ def _otlp_exporter(endpoint: str | None, protocol: str, timeout: float) -> Any:
     return HTTPExporter(endpoint=endpoint, timeout=timeout)
 
 
+class _BoundedExportingReader(PeriodicExportingMetricReader):
+    """A periodic OTLP reader whose ``shutdown`` never outlasts the export timeout.
+
+    The SDK's shutdown first waits for an export in flight, then makes a final one, each up to
+    the timeout: twice the timeout against a collector that accepts and never answers. Bounding
+    the wait makes the exporter's own shutdown (which closes the channel) end whichever is left.
+    """
+
+    def __init__(self, exporter: Any, interval: float, timeout: float) -> None:
+        super().__init__(exporter, export_interval_millis=interval * 1000, export_timeout_millis=timeout * 1000)
+        self._shutdown_millis = timeout * 1000
+
+    def shutdown(self, timeout_millis: float = 30_000, **kwargs: Any) -> None:
+        super().shutdown(timeout_millis=min(timeout_millis, self._shutdown_millis), **kwargs)
+
+
 def _prometheus_reader(host: str, port: int) -> tuple[MetricReader, str]:
     from prometheus_client import CollectorRegistry, start_http_server
 
@@ -239,8 +255,7 @@ def configure(service_name: str | None = None, exporters: Sequence[str] | str | 
             info.otlp_endpoint, info.otlp_protocol = endpoint, protocol
             info.otlp_timeout = _otlp_timeout(interval)
             exporter = _otlp_exporter(endpoint, protocol, info.otlp_timeout)  # type: ignore[arg-type]
-            readers.append(PeriodicExportingMetricReader(
-                exporter, export_interval_millis=interval * 1000, export_timeout_millis=info.otlp_timeout * 1000))
+            readers.append(_BoundedExportingReader(exporter, interval, info.otlp_timeout))
         if "console" in names:
             from opentelemetry.sdk.metrics.export import ConsoleMetricExporter
             readers.append(PeriodicExportingMetricReader(ConsoleMetricExporter(),
