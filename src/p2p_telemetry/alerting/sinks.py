@@ -5,6 +5,7 @@ from __future__ import annotations
 import base64
 import json
 import logging
+import re
 import socket
 import threading
 import time
@@ -91,7 +92,8 @@ class AlertmanagerSink:
                  clock: Callable[[], float] = time.time) -> None:
         parsed = urllib.parse.urlsplit(url) if isinstance(url, str) else None
         if parsed is None or parsed.scheme not in ("http", "https") or not parsed.hostname:
-            raise ValueError(f"AlertmanagerSink url must be an http:// or https:// URL, got {url!r}")
+            shown = re.sub(r"//[^/@]*@", "//***@", url) if isinstance(url, str) else url  # no credentials
+            raise ValueError(f"AlertmanagerSink url must be an http:// or https:// URL, got {shown!r}")
         for name, value in (("resend_interval", resend_interval), ("timeout", timeout),
                             ("min_backoff", min_backoff), ("max_backoff", max_backoff)):
             if isinstance(value, bool) or not isinstance(value, (int, float)) or not 0 < value < float("inf"):
@@ -101,9 +103,10 @@ class AlertmanagerSink:
                 raise ValueError(f"AlertmanagerSink {name} must be an int >= 1, got {value!r}")
         path = parsed.path.rstrip("/")
         path = path if path.endswith("/api/v2/alerts") else path + "/api/v2/alerts"
-        self.url = urllib.parse.urlunsplit((parsed.scheme, parsed.netloc, path, "", ""))
-        self._shown_url = urllib.parse.urlunsplit((parsed.scheme, parsed.hostname + (
-            f":{parsed.port}" if parsed.port else ""), path, "", ""))
+        # user:password@ in the URL becomes the Authorization header below: never part of the URL used
+        # (urllib would look "user:password@host" up in DNS), shown or logged
+        self.url = urllib.parse.urlunsplit((parsed.scheme, parsed.netloc.rpartition("@")[2], path, "", ""))
+        self._shown_url = self.url
         self.resend_interval = float(resend_interval)
         self.timeout = float(timeout)
         self.valid_for = 4 * self.resend_interval  # how long Alertmanager trusts one send, as Prometheus does
