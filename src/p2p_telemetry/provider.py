@@ -6,6 +6,7 @@ import errno
 import logging
 import math
 import os
+import re
 import weakref
 from collections.abc import Sequence
 from dataclasses import dataclass, field
@@ -134,10 +135,38 @@ def _otlp_protocol(value: Any) -> str:
 def _otlp_endpoint(value: Any) -> str | None:
     if value is None:
         return None  # the exporters read OTEL_EXPORTER_OTLP_[METRICS_]ENDPOINT themselves
+    _no_credentials(value, "otlp_endpoint")
     parsed = urlparse(value) if isinstance(value, str) else None
     if parsed is None or parsed.scheme not in ("http", "https") or not parsed.netloc:
         raise ValueError(f"otlp_endpoint must be an http:// or https:// URL, got {value!r}")
     return value
+
+
+# One entry of OTEL_EXPORTER_OTLP_HEADERS, as the SDK accepts it (the specification's, with spaces in values)
+_HEADER_ENTRY = re.compile(r"[\x21\x23-\x27\x2a\x2b\x2d\x2e\x30-\x39\x41-\x5a\x5e-\x7a\x7c\x7e]+[ \t]*=[ \t]*"
+                           r"[\x20\x21\x23-\x2b\x2d-\x3a\x3c-\x5b\x5d-\x7e]*")
+
+
+def _no_credentials(url: Any, name: str) -> None:
+    """Refuse user:password@ in an endpoint: the SDK's exporters log the endpoint with every failure."""
+    if isinstance(url, str) and re.search(r"//[^/?#]*@", url):
+        raise ValueError(f"{name} must not carry credentials (user:password@host); "
+                         "give them in OTEL_EXPORTER_OTLP_HEADERS")
+
+
+def _otlp_secrets() -> None:
+    """Check the variables the OTLP exporters read secrets from, without ever showing their values.
+
+    The SDK logs a malformed headers entry verbatim (``Authorization: Bearer ...`` with a colon is
+    a common mistake), and an endpoint with every failed export.
+    """
+    for env in ("OTEL_EXPORTER_OTLP_METRICS_ENDPOINT", "OTEL_EXPORTER_OTLP_ENDPOINT"):
+        _no_credentials(os.environ.get(env), env)
+    _, env = _setting(None, ("OTEL_EXPORTER_OTLP_METRICS_HEADERS", "OTEL_EXPORTER_OTLP_HEADERS"), None)
+    for number, entry in enumerate(re.split(r"[ \t]*,[ \t]*", os.environ.get(env, "") if env else ""), 1):
+        if entry.strip() and not _HEADER_ENTRY.fullmatch(entry.strip()):
+            raise ValueError(f"{env}: entry {number} is not name=value (comma-separated, URL-encoded); "
+                             "its text is not shown as it may hold a secret")
 
 
 def _otlp_timeout(interval: float) -> float:
@@ -163,7 +192,27 @@ def _otlp_exporter(endpoint: str | None, protocol: str, timeout: float) -> Any:
     from opentelemetry.exporter.otlp.proto.http.metric_exporter import OTLPMetricExporter as HTTPExporter
     if endpoint is not None and urlparse(endpoint).path in ("", "/"):
         endpoint = endpoint.rstrip("/") + "/v1/metrics"  # a base URL, as OTEL_EXPORTER_OTLP_ENDPOINT is
-    return HTTPExporter(endpoint=endpoint, timeout=timeout)
+    return HTTPExporter(endpoint=endpoint, timeout=timeout, session=_otlp_http_session())
+
+
+def _otlp_http_session() -> Any:
+    """A requests session that keeps the CA file of ``OTEL_EXPORTER_OTLP_[METRICS_]CERTIFICATE``, or None.
+
+    requests lets ``REQUESTS_CA_BUNDLE`` / ``CURL_CA_BUNDLE`` override a session's CA file, so where
+    those are set (many distributions and containers) the OTLP certificate would be silently ignored.
+    """
+    if not any(os.environ.get(f"OTEL_EXPORTER_OTLP_{part}CERTIFICATE") for part in ("METRICS_", "")) or any(
+            os.environ.get(f"OTEL_PYTHON_EXPORTER_OTLP_HTTP_{part}CREDENTIAL_PROVIDER") for part in ("METRICS_", "")):
+        return None  # the exporter's own session (or the configured credential provider's)
+    import requests
+
+    class CertificateSession(requests.Session):
+        def merge_environment_settings(self, *args: Any, **kwargs: Any) -> dict[str, Any]:
+            settings = super().merge_environment_settings(*args, **kwargs)
+            settings["verify"] = self.verify  # the exporter sets it from the OTLP certificate variables
+            return settings
+
+    return CertificateSession()
 
 
 class _BoundedExportingReader(PeriodicExportingMetricReader):
@@ -229,6 +278,8 @@ def configure(service_name: str | None = None, exporters: Sequence[str] | str | 
     names = _exporters(exporters)
     host, port = (_host(prometheus_host), _port(prometheus_port)) if "prometheus" in names else (None, None)
     protocol = _otlp_protocol(otlp_protocol) if "otlp" in names else None
+    if "otlp" in names:
+        _otlp_secrets()
     endpoint = _otlp_endpoint(otlp_endpoint)
     interval = _interval(export_interval)
 

@@ -10,14 +10,14 @@ import statistics
 import threading
 import time
 from collections import Counter as Tally
-from collections.abc import Callable, Iterator
-from contextlib import contextmanager
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 import psutil
 import pytest
+from faults import forget_logged_duplicates, thread_exceptions
 from realstack import LOOPBACK, Rotel, latest_point, parse_rotel_metrics, wait_for
 
 from p2p_telemetry import MetricsCollector, configure, setup_info
@@ -32,18 +32,6 @@ SLACK = 0.5  # seconds allowed over the timeout for thread joins and the process
 IO_SENT = {"network.io.direction": "transmit", "p2p.protocol": "task", "network.transport": "tcp"}
 IO_RECEIVED = {"network.io.direction": "receive", "p2p.protocol": "/ipfs/ping/1.0.0", "network.transport": "quic"}
 EVENTS = {"p2p.protocol": "discovery", "p2p.protocol.event": "lookup"}
-
-
-@contextmanager
-def thread_exceptions() -> Iterator[list[threading.ExceptHookArgs]]:
-    """Every exception that escapes a thread while the block runs."""
-    caught: list[threading.ExceptHookArgs] = []
-    previous = threading.excepthook
-    threading.excepthook = caught.append
-    try:
-        yield caught
-    finally:
-        threading.excepthook = previous
 
 
 @dataclass
@@ -101,6 +89,7 @@ def received(rotel: Rotel, service: str) -> Callable[[], list[dict]]:
 
 @pytest.mark.parametrize("protocol", list(PROTOCOLS))
 def test_collector_killed_and_restarted(tmp_path: Path, protocol: str, caplog: pytest.LogCaptureFixture) -> None:
+    forget_logged_duplicates()
     rotel = Rotel(tmp_path)
     node = Node.start(getattr(rotel, PROTOCOLS[protocol]), protocol)
     try:
