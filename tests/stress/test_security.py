@@ -317,3 +317,10 @@ def test_alertmanager_credentials_never_reach_logs_repr_or_exceptions(
     for secret in {SECRET, authorization.split(" ")[-1]} - {""}:
         assert secret not in said
     assert not escaped
+
+
+@pytest.mark.parametrize("url", [f"ftp://am-user:{SECRET}@{LOOPBACK}:9093", f"http://am-user:{SECRET}@{LOOPBACK}:99999"])
+def test_a_bad_alertmanager_url_is_refused_without_showing_its_credentials(url: str) -> None:
+    with pytest.raises(ValueError, match="url") as raised:
+        AlertmanagerSink(url)
+    assert SECRET not in str(raised.value) and SECRET not in repr(raised.value)

@@ -91,7 +91,12 @@ class AlertmanagerSink:
                  batch_size: int = 64, min_backoff: float = 0.5, max_backoff: float = 30.0,
                  clock: Callable[[], float] = time.time) -> None:
         parsed = urllib.parse.urlsplit(url) if isinstance(url, str) else None
-        if parsed is None or parsed.scheme not in ("http", "https") or not parsed.hostname:
+        try:
+            valid = parsed is not None and parsed.scheme in ("http", "https") and bool(parsed.hostname) and (
+                parsed.port is None or parsed.port >= 0)
+        except ValueError:  # a port that is not a number 0..65535
+            valid = False
+        if not valid:
             shown = re.sub(r"//[^/@]*@", "//***@", url) if isinstance(url, str) else url  # no credentials
             raise ValueError(f"AlertmanagerSink url must be an http:// or https:// URL, got {shown!r}")
         for name, value in (("resend_interval", resend_interval), ("timeout", timeout),
