@@ -134,7 +134,7 @@ class HostileNode(RuleBasedStateMachine):
         pair = (fold(direction, DIRECTIONS, "unknown"), fold(transport, TRANSPORTS))
         if what == "attempt":
             net.connection_attempted(direction, transport)
-            model.attempts[pair] += 1
+            model.add(model.attempts, pair, 1)
         elif what == "open":
             net.connection_opened(direction, transport)
             model.active[pair] += 1
@@ -149,7 +149,7 @@ class HostileNode(RuleBasedStateMachine):
         elif what == "fail":
             net.connection_failed(error, direction, transport)
             from p2p_telemetry import error_type
-            model.failures[(*pair, error_type(error))] += 1
+            model.add(model.failures, (*pair, error_type(error)), 1)
         elif what == "setup":
             net.connection_setup(duration, direction, transport)
             reason = seconds_reason(duration)
@@ -164,9 +164,9 @@ class HostileNode(RuleBasedStateMachine):
                         raise ConnectionResetError
             except ConnectionResetError:
                 pass
-            model.attempts[pair] += 1
+            model.add(model.attempts, pair, 1)
             if what == "connecting_fails":
-                model.failures[(*pair, "reset")] += 1
+                model.add(model.failures, (*pair, "reset"), 1)
             else:
                 model.active[pair] += 1
                 model.setups += 1
