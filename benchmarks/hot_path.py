@@ -1,4 +1,4 @@
-"""Hot path: record calls against a plain increment, the raw OTel SDK and prometheus_client.
+"""Hot path: record calls against a plain increment, the raw OTel SDK and prometheus_client; the peer table.
 
 Run: python -m benchmarks.hot_path   (one process, side by side)
 """
@@ -14,6 +14,7 @@ from prometheus_client import CollectorRegistry
 from prometheus_client import Counter as PromCounter
 
 from benchmarks._timing import per_call_ns, table
+from benchmarks.peers import peer_table
 from p2p_telemetry import MetricsCollector
 
 class Plain:
@@ -64,6 +65,11 @@ def main() -> None:
     print(f"# hot path ({started}, Python {sys.version.split()[0]})\n")
     print(table([(r["case"], f"{r['ns']:.0f}", f"{r['x_plain']:.2f}x", f"{r['sdk_over']:.1f}x") for r in rows],
                 ("record call", "ns/op", "vs plain", "raw SDK is N x slower")))
+    peers = peer_table(100_000)
+    print(f"\npeers.update (health, latency, reputation) with 100,000 peers: {peers['update_ns'] / 1000:.2f} us")
+    print(f"one full collection with 100,000 peers in the table: {peers['collect_ms']:.2f} ms")
+    print(f"memory per peer in the table: {peers['bytes_per_peer']:.0f} B "
+          f"({peers['bytes_per_peer_with_ids']:.0f} B counting a 52-char peer id string the table keeps alive)")
 
 
 if __name__ == "__main__":
