@@ -94,3 +94,13 @@ def test_demo_port_in_use_is_a_clear_error():
     assert result.returncode == 2
     assert f"prometheus_port {port}" in result.stderr and "already in use" in result.stderr
     assert "Traceback" not in result.stderr
+
+
+def test_readme_main_job_command_runs_the_demo_with_its_live_view():
+    root = Path(__file__).resolve().parents[2]
+    result = subprocess.run(["bash", str(root / "scripts" / "demo.sh"), "--duration", "3", "--prometheus-port", "0"],
+                            capture_output=True, text=True, timeout=600)
+    assert result.returncode == 0, result.stdout + result.stderr
+    assert "p2p-telemetry demo: 1 node + 5 peers on 127.0.0.1" in result.stdout
+    assert "peers          5 total" in result.stdout and "bandwidth    out" in result.stdout
+    assert "p2p-telemetry demo: stopped" in result.stdout
