@@ -12,11 +12,11 @@ from collections.abc import Callable, Iterator
 
 from .bounds import MAX_COUNT, Rejections
 
-__all__ = ["Counter", "Level", "Family", "counter_points", "FAST_LIMIT"]
+__all__ = ["Counter", "Level", "Family", "counter_points"]
 
 # The fast path accepts counts below 2**30 so that its comparisons stay on CPython's
 # single-digit int fast path; bigger counts and totals near 2**63 take a checked path.
-FAST_LIMIT = (1 << 30) - 1
+_FAST_LIMIT = (1 << 30) - 1
 _NEAR_SATURATION = 1 << 62
 
 
@@ -33,7 +33,7 @@ class Counter:
 
     def add(self, n: int) -> None:
         """Add ``n`` (an int in 0..2**63-1); an invalid ``n`` is dropped and counted, never raised."""
-        if n.__class__ is int and n >= 0 and n <= 1073741823:  # FAST_LIMIT, as a constant
+        if n.__class__ is int and n >= 0 and n <= 1073741823:
             self.total += n
         else:
             self._add_checked(n)
