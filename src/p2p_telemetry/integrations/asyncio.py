@@ -67,6 +67,8 @@ def _attach(reader: asyncio.StreamReader, writer: asyncio.StreamWriter, collecto
     add_received = network.received(protocol or OTHER, transport).add
     connection = writer.transport.get_protocol()
     feed_data, write, writelines = reader.feed_data, writer.write, writer.writelines
+    if type(writer).write is asyncio.StreamWriter.write:
+        write = writer.transport.write  # what StreamWriter.write does; one Python frame less a write
     lost = connection.connection_lost
 
     def counted_feed_data(data: bytes) -> None:
