@@ -9,11 +9,12 @@ import logging
 import math
 import threading
 from collections.abc import Iterable
+from datetime import timedelta
 
 from .catalogue import OTHER, REJECT_REASONS
 
 __all__ = ["Rejections", "NameSet", "MAX_COUNT", "count_problem", "seconds_problem", "ratio_problem",
-           "clean_name", "choices", "fold"]
+           "clean_name", "choices", "fold", "seconds"]
 
 logger = logging.getLogger("p2p_telemetry")
 
@@ -156,3 +157,14 @@ class NameSet:
 
     def __len__(self) -> int:
         return len(self._names)
+
+
+def seconds(name: str, value: float | timedelta, *, allow_zero: bool = False) -> float:
+    """A duration given as float seconds or a timedelta, checked; ValueError names the setting."""
+    if isinstance(value, timedelta):
+        value = value.total_seconds()
+    if isinstance(value, bool) or not isinstance(value, (int, float)) or not math.isfinite(value) or (
+            value < 0 or (value == 0 and not allow_zero)):
+        raise ValueError(f"{name} must be a {'non-negative' if allow_zero else 'positive'} number of seconds "
+                         f"(or a timedelta), got {value!r}")
+    return float(value)

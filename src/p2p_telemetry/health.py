@@ -32,6 +32,7 @@ from typing import Any, Union
 
 import anyio
 
+from .bounds import seconds
 from .collector import MetricsCollector
 from .model import HealthStatus
 from .network import error_type
@@ -59,10 +60,7 @@ class HealthPolicy:
     successes_to_recover: int = 2
 
     def __post_init__(self) -> None:
-        threshold = self.latency_threshold
-        if isinstance(threshold, bool) or not isinstance(threshold, (int, float)) or not (
-                math.isfinite(threshold) and threshold > 0):
-            raise ValueError(f"latency_threshold must be a positive number of seconds, got {threshold!r}")
+        object.__setattr__(self, "latency_threshold", seconds("latency_threshold", self.latency_threshold))
         for name in ("failures_to_unhealthy", "successes_to_recover"):
             value = getattr(self, name)
             if value.__class__ is not int or value < 1:
@@ -112,9 +110,7 @@ class HealthChecker:
                  max_in_flight: int = 16, trio_token: Any = None) -> None:
         if not callable(probe):
             raise ValueError(f"probe must be callable, got {probe!r}")
-        if isinstance(timeout, bool) or not isinstance(timeout, (int, float)) or not (
-                math.isfinite(timeout) and timeout > 0):
-            raise ValueError(f"timeout must be a positive number of seconds, got {timeout!r}")
+        timeout = seconds("timeout", timeout)
         if max_in_flight.__class__ is not int or max_in_flight < 1:
             raise ValueError(f"max_in_flight must be an int >= 1, got {max_in_flight!r}")
         self.probe = probe

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import logging
-import math
 import threading
 from dataclasses import dataclass, field
 from datetime import timedelta
@@ -12,22 +11,12 @@ from typing import Any
 from opentelemetry.metrics import MeterProvider
 
 from .alerting import AlertConfig, AlertManager
+from .bounds import seconds
 from .collector import MetricsCollector
 
 __all__ = ["MonitoringConfig", "MonitoringSystem", "seconds"]
 
 logger = logging.getLogger("p2p_telemetry")
-
-
-def seconds(name: str, value: float | timedelta, *, allow_zero: bool = False) -> float:
-    """A duration given as float seconds or a timedelta, checked; ValueError names the setting."""
-    if isinstance(value, timedelta):
-        value = value.total_seconds()
-    if isinstance(value, bool) or not isinstance(value, (int, float)) or not math.isfinite(value) or (
-            value < 0 or (value == 0 and not allow_zero)):
-        raise ValueError(f"{name} must be a {'non-negative' if allow_zero else 'positive'} number of seconds "
-                         f"(or a timedelta), got {value!r}")
-    return float(value)
 
 
 @dataclass

@@ -15,6 +15,7 @@ from opentelemetry.sdk.metrics import MeterProvider as SDKMeterProvider
 from opentelemetry.sdk.metrics.export import InMemoryMetricReader, MetricReader
 
 from .. import catalogue as c
+from ..bounds import seconds
 from ..instruments import METER_NAME, InstrumentHub, Points
 from .evaluator import FIRING, PENDING, Alert, Evaluator
 from .rules import AlertRule, AlertType, default_rules
@@ -91,8 +92,7 @@ class AlertManager:
 
     def start(self, interval: float = 1.0) -> "AlertManager":
         """Evaluate now and then every ``interval`` seconds on a daemon thread (idempotent)."""
-        if isinstance(interval, bool) or not isinstance(interval, (int, float)) or not 0 < interval < float("inf"):
-            raise ValueError(f"alert_check_interval must be a positive number of seconds, got {interval!r}")
+        interval = seconds("alert_check_interval", interval)
         with self._run_lock:
             if self._thread is not None:
                 return self

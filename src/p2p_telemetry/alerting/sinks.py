@@ -17,6 +17,7 @@ from collections.abc import Callable, Mapping
 from datetime import datetime, timezone
 from typing import Any, Protocol
 
+from ..bounds import seconds
 from .evaluator import FIRING, RESOLVED, Alert
 
 __all__ = ["Sink", "LogSink", "CallbackSink", "AlertmanagerSink"]
@@ -99,10 +100,10 @@ class AlertmanagerSink:
         if not valid:
             shown = re.sub(r"//[^/@]*@", "//***@", url) if isinstance(url, str) else url  # no credentials
             raise ValueError(f"AlertmanagerSink url must be an http:// or https:// URL, got {shown!r}")
-        for name, value in (("resend_interval", resend_interval), ("timeout", timeout),
-                            ("min_backoff", min_backoff), ("max_backoff", max_backoff)):
-            if isinstance(value, bool) or not isinstance(value, (int, float)) or not 0 < value < float("inf"):
-                raise ValueError(f"AlertmanagerSink {name} must be a positive number of seconds, got {value!r}")
+        resend_interval, timeout, min_backoff, max_backoff = (
+            seconds(f"AlertmanagerSink {name}", value) for name, value in (
+                ("resend_interval", resend_interval), ("timeout", timeout),
+                ("min_backoff", min_backoff), ("max_backoff", max_backoff)))
         for name, value in (("queue_size", queue_size), ("batch_size", batch_size)):
             if value.__class__ is not int or value < 1:
                 raise ValueError(f"AlertmanagerSink {name} must be an int >= 1, got {value!r}")
