@@ -36,5 +36,5 @@ def best_seconds(fn: Callable[[], object], repeat: int = 5) -> float:
 def table(rows: list[tuple[str, ...]], headers: tuple[str, ...]) -> str:
     """A plain-text table."""
     widths = [max(len(str(x)) for x in column) for column in zip(headers, *rows)]
-    line = lambda row: "  ".join(str(x).ljust(w) for x, w in zip(row, widths))  # noqa: E731
+    line = lambda row: "  ".join(str(x).ljust(w) for x, w in zip(row, widths))
     return "\n".join([line(headers), line(tuple("-" * w for w in widths)), *map(line, rows)])

@@ -14,8 +14,7 @@ import time
 from opentelemetry.sdk.metrics import MeterProvider
 
 from benchmarks._timing import table
-from p2p_telemetry import (AlertConfig, AlertManager, CallbackSink, MetricsCollector, ResourceMetrics,
-                           default_rules)
+from p2p_telemetry import AlertConfig, AlertManager, CallbackSink, MetricsCollector, ResourceMetrics, default_rules
 
 TICKS = 200
 HEALTH = ("healthy", "degraded", "unhealthy")

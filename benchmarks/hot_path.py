@@ -17,6 +17,7 @@ from benchmarks._timing import per_call_ns, table
 from benchmarks.peers import peer_table
 from p2p_telemetry import MetricsCollector
 
+
 class Plain:
     """The floor: a method doing ``self.total += n``."""
 

@@ -16,8 +16,15 @@ import time
 
 from opentelemetry.sdk.metrics import MeterProvider
 
-from p2p_telemetry import (AlertConfig, AlertmanagerSink, AlertRule, LogSink, MonitoringConfig, MonitoringSystem,
-                           default_rules)
+from p2p_telemetry import (
+    AlertConfig,
+    AlertmanagerSink,
+    AlertRule,
+    LogSink,
+    MonitoringConfig,
+    MonitoringSystem,
+    default_rules,
+)
 
 SLOW_PEERS = AlertRule(
     name="SlowPeers", metric="p2p.peers", attributes={"p2p.peer.health": "degraded"},

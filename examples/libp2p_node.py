@@ -18,8 +18,15 @@ import trio
 from libp2p import new_host
 from libp2p.peer.peerinfo import info_from_p2p_addr
 
-from p2p_telemetry import (AlertConfig, HealthChecker, Libp2pPingProbe, MonitoringConfig, MonitoringSystem,
-                           configure, setup_info)
+from p2p_telemetry import (
+    AlertConfig,
+    HealthChecker,
+    Libp2pPingProbe,
+    MonitoringConfig,
+    MonitoringSystem,
+    configure,
+    setup_info,
+)
 from p2p_telemetry.integrations.libp2p import instrument_host
 
 CHAT = "/example/chat/1.0.0"

@@ -5,11 +5,11 @@ from __future__ import annotations
 import logging
 
 import pytest
-from conftest import collect
 from opentelemetry import metrics
 from opentelemetry.sdk.metrics import MeterProvider
 from opentelemetry.sdk.metrics.export import InMemoryMetricReader
 
+from conftest import collect
 from p2p_telemetry import (
     HealthStatus,
     MetricsCollector,

@@ -7,8 +7,8 @@ import time
 from datetime import timedelta
 
 import pytest
-from conftest import collect
 
+from conftest import collect
 from p2p_telemetry import MetricsCollector, MonitoringConfig, MonitoringSystem
 
 
@@ -51,7 +51,8 @@ def test_uses_a_given_collector(provider):
 @pytest.mark.parametrize("kwargs, setting", [
     ({"metrics_interval": 0}, "metrics_interval"),
     ({"alert_check_interval": -1}, "alert_check_interval"),
-    ({"metrics_interval": "1s"}, "metrics_interval"),
+    ({"metrics_interval": "soon"}, "metrics_interval"),
+    ({"metrics_interval": None}, "metrics_interval"),
     ({"alert_check_interval": float("inf")}, "alert_check_interval"),
     ({"sample_resources": 1}, "sample_resources"),
     ({"alert_config": {}}, "alert_config"),

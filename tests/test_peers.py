@@ -7,11 +7,11 @@ import random
 import threading
 
 import pytest
-from conftest import collect
 from opentelemetry.sdk.metrics import MeterProvider
 from opentelemetry.sdk.metrics.export import InMemoryMetricReader
 from opentelemetry.sdk.metrics.view import ExponentialBucketHistogramAggregation, View
 
+from conftest import collect
 from p2p_telemetry import HealthStatus, MetricsCollector, _sdk_bridge
 from p2p_telemetry.catalogue import LATENCY_BUCKETS
 

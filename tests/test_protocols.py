@@ -5,8 +5,8 @@ from __future__ import annotations
 import logging
 
 import pytest
-from conftest import collect
 
+from conftest import collect
 from p2p_telemetry import MetricsCollector
 
 

@@ -6,8 +6,8 @@ import time
 
 import psutil
 import pytest
-from conftest import collect
 
+from conftest import collect
 from p2p_telemetry import MetricsCollector, ResourceMetrics
 
 TX = {"network.io.direction": "transmit"}

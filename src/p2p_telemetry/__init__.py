@@ -1,9 +1,19 @@
 """p2p-telemetry: OpenTelemetry instrumentation for Python peer-to-peer nodes."""
 
 from ._version import __version__
-from .alerting import AlertConfig, AlertManager, AlertType
-from .alerting import (Alert, AlertmanagerSink, AlertRule, CallbackSink, LogSink, default_rules, load_rules,
-                       rules_to_prometheus)
+from .alerting import (
+                       Alert,
+                       AlertConfig,
+                       AlertManager,
+                       AlertmanagerSink,
+                       AlertRule,
+                       AlertType,
+                       CallbackSink,
+                       LogSink,
+                       default_rules,
+                       load_rules,
+                       rules_to_prometheus,
+)
 from .collector import MetricsCollector
 from .health import HealthChecker, HealthPolicy, Libp2pPingProbe, tcp_connect_probe
 from .model import HealthStatus, NetworkMetrics, PeerStats, ResourceMetrics

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import logging
 import math
+import re
 import threading
 from collections.abc import Iterable
 from datetime import timedelta
@@ -14,7 +15,8 @@ from datetime import timedelta
 from .catalogue import OTHER, REJECT_REASONS
 
 __all__ = ["Rejections", "NameSet", "MAX_COUNT", "count_problem", "seconds_problem", "ratio_problem",
-           "clean_name", "choices", "fold", "seconds"]
+           "clean_name", "choices", "fold", "seconds", "duration",
+           "parse_duration", "SettingTypeError"]
 
 logger = logging.getLogger("p2p_telemetry")
 
@@ -159,12 +161,59 @@ class NameSet:
         return len(self._names)
 
 
-def seconds(name: str, value: float | timedelta, *, allow_zero: bool = False) -> float:
-    """A duration given as float seconds or a timedelta, checked; ValueError names the setting."""
+class SettingTypeError(TypeError, ValueError):
+    """A setting of the wrong type.
+
+    A ``TypeError``, as a wrong type should be; also a ``ValueError``, so that code written when
+    every configuration mistake raised ``ValueError`` keeps catching it.
+    """
+
+
+# Prometheus's duration grammar: units from the largest down, each at most once ("1h30m", "2d", "90s").
+# A decimal number before one unit ("1.5m") is accepted too, as earlier versions of load_rules did.
+_DURATION_UNITS = (("y", 365 * 86400.0), ("w", 7 * 86400.0), ("d", 86400.0), ("h", 3600.0), ("m", 60.0),
+                   ("s", 1.0), ("ms", 0.001))
+_PROMETHEUS_DURATION = re.compile("".join(f"(?:(?P<{unit}>\\d+){unit})?" for unit, _ in _DURATION_UNITS))
+_DECIMAL_DURATION = re.compile(r"(\d+\.\d+|\d+)(ms|s|m|h|d|w|y)")
+
+
+def parse_duration(text: str) -> float | None:
+    """Seconds in a Prometheus duration string (``"1m30s"``, ``"2d"``, ``"500ms"``, ``"0"``), or None."""
+    text = text.strip()
+    if text == "0":
+        return 0.0
+    match = _PROMETHEUS_DURATION.fullmatch(text)
+    if text and match:
+        return sum(int(match[unit]) * size for unit, size in _DURATION_UNITS if match[unit] is not None)
+    match = _DECIMAL_DURATION.fullmatch(text)
+    if match:
+        return float(match[1]) * dict(_DURATION_UNITS)[match[2]]
+    return None
+
+
+def duration(name: str, value: object, *, allow_zero: bool = False) -> float:
+    """A duration setting in seconds: a number, a ``timedelta`` or a Prometheus duration string (``"5m"``).
+
+    Raises ``SettingTypeError`` (a TypeError) for a wrong type and ``ValueError`` for a wrong value,
+    each naming the setting. The one duration check of the package: rules, provider, CLI and
+    health checks all call it.
+    """
+    given = value
     if isinstance(value, timedelta):
         value = value.total_seconds()
-    if isinstance(value, bool) or not isinstance(value, (int, float)) or not math.isfinite(value) or (
-            value < 0 or (value == 0 and not allow_zero)):
-        raise ValueError(f"{name} must be a {'non-negative' if allow_zero else 'positive'} number of seconds "
-                         f"(or a timedelta), got {value!r}")
+    elif isinstance(value, str):
+        value = parse_duration(value)
+        if value is None:
+            raise ValueError(f"{name} must be a duration such as 30, '30s', '1m30s' or '2h', got {given!r}")
+    if isinstance(value, bool) or not isinstance(value, (int, float)):
+        raise SettingTypeError(f"{name} must be a number of seconds, a timedelta or a duration string, "
+                               f"got {type(given).__name__} {given!r}")
+    if not math.isfinite(value) or value < 0 or (value == 0 and not allow_zero):
+        raise ValueError(f"{name} must be a {'non-negative' if allow_zero else 'positive'} number of seconds, "
+                         f"got {given!r}")
     return float(value)
+
+
+def seconds(name: str, value: float | timedelta, *, allow_zero: bool = False) -> float:
+    """A duration given as float seconds or a timedelta (or a duration string); see ``duration``."""
+    return duration(name, value, allow_zero=allow_zero)

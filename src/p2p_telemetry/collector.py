@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 from collections.abc import Iterable, Mapping
+
 from opentelemetry import metrics
 from opentelemetry.metrics import MeterProvider
 

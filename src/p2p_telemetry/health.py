@@ -28,7 +28,7 @@ import threading
 import time
 from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass
-from typing import Any, Union
+from typing import Any
 
 import anyio
 
@@ -41,7 +41,7 @@ __all__ = ["HealthPolicy", "HealthChecker", "Probe", "tcp_connect_probe", "Libp2
 
 logger = logging.getLogger("p2p_telemetry")
 
-Probe = Callable[[str], Union[float, Awaitable[float]]]
+Probe = Callable[[str], float | Awaitable[float]]
 
 
 @dataclass(frozen=True)
@@ -66,7 +66,7 @@ class HealthPolicy:
             if value.__class__ is not int or value < 1:
                 raise ValueError(f"{name} must be an int >= 1, got {value!r}")
 
-    def judge(self, state: "PeerRecord", rtt: float | None) -> HealthStatus:
+    def judge(self, state: PeerRecord, rtt: float | None) -> HealthStatus:
         """Update ``state`` with one result (``rtt`` None for a failure) and return the peer's new health."""
         if rtt is None:
             state.failures += 1

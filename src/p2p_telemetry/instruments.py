@@ -86,11 +86,11 @@ class _Observed:
 class InstrumentHub:
     """The catalogue's instruments on one MeterProvider."""
 
-    _hubs: "weakref.WeakKeyDictionary[Any, InstrumentHub]" = weakref.WeakKeyDictionary()
+    _hubs: weakref.WeakKeyDictionary[Any, InstrumentHub] = weakref.WeakKeyDictionary()
     _hubs_lock = threading.Lock()
 
     @classmethod
-    def for_provider(cls, provider: MeterProvider) -> "InstrumentHub":
+    def for_provider(cls, provider: MeterProvider) -> InstrumentHub:
         """The hub of ``provider``, created on first use."""
         with cls._hubs_lock:
             hub = cls._hubs.get(provider)

@@ -61,7 +61,7 @@ class MonitoringSystem:
         """True between ``start()`` and ``stop()``."""
         return self._sampler is not None
 
-    def start(self) -> "MonitoringSystem":
+    def start(self) -> MonitoringSystem:
         """Start resource sampling, alert evaluation and health checks (idempotent)."""
         with self._lock:
             if self._sampler is not None:
@@ -95,7 +95,7 @@ class MonitoringSystem:
                 logger.exception("p2p-telemetry: resource sampling failed")
             self._stop.wait(interval)
 
-    def __enter__(self) -> "MonitoringSystem":
+    def __enter__(self) -> MonitoringSystem:
         return self.start()
 
     def __exit__(self, *exc: Any) -> None:

@@ -78,14 +78,14 @@ class Connecting:
 
     __slots__ = ("_group", "_direction", "_transport", "_start", "elapsed")
 
-    def __init__(self, group: "NetworkGroup", direction: str, transport: str) -> None:
+    def __init__(self, group: NetworkGroup, direction: str, transport: str) -> None:
         self._group = group
         self._direction = direction
         self._transport = transport
         self._start = 0.0
         self.elapsed: float | None = None
 
-    def __enter__(self) -> "Connecting":
+    def __enter__(self) -> Connecting:
         self._group.connection_attempted(self._direction, self._transport)
         self._start = time.perf_counter()
         return self
@@ -99,7 +99,7 @@ class Connecting:
             self._group.connection_failed(exc if exc is not None else exc_type, self._direction, self._transport)
         return False
 
-    async def __aenter__(self) -> "Connecting":
+    async def __aenter__(self) -> Connecting:
         return self.__enter__()
 
     async def __aexit__(self, exc_type: Any, exc: Any, tb: Any) -> bool:
@@ -112,7 +112,7 @@ class NetworkGroup:
     def __init__(self, hub: InstrumentHub, rejections: Rejections, protocols: NameSet) -> None:
         self._rejections = rejections
         self._protocols = protocols
-        make_counter = lambda where: lambda attrs: Counter(attrs, rejections, where)  # noqa: E731
+        make_counter = lambda where: lambda attrs: Counter(attrs, rejections, where)
         self._io = Family(c.NETWORK_IO.attributes, make_counter("p2p.network.io"))
         self._active = Family(c.CONNECTION_ACTIVE.attributes, Level)
         self._attempts = Family(c.CONNECTION_ATTEMPTS.attributes, make_counter("p2p.connection.attempts"))

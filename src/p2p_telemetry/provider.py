@@ -44,7 +44,7 @@ class SetupInfo:
     readers: list[MetricReader] = field(default_factory=list)
 
 
-_SETUPS: "weakref.WeakKeyDictionary[Any, SetupInfo]" = weakref.WeakKeyDictionary()
+_SETUPS: weakref.WeakKeyDictionary[Any, SetupInfo] = weakref.WeakKeyDictionary()
 
 
 def setup_info(provider: Any) -> SetupInfo | None:
@@ -232,9 +232,8 @@ class _BoundedExportingReader(PeriodicExportingMetricReader):
 
 
 def _prometheus_reader(host: str, port: int) -> tuple[MetricReader, str]:
-    from prometheus_client import CollectorRegistry, start_http_server
-
     from opentelemetry.exporter.prometheus import PrometheusMetricReader
+    from prometheus_client import CollectorRegistry, start_http_server
 
     class ServedPrometheusReader(PrometheusMetricReader):
         """A Prometheus reader on a private registry, with the HTTP server it owns."""

@@ -7,14 +7,27 @@ import threading
 import time
 
 import pytest
-from conftest import collect
 from opentelemetry import metrics
 from opentelemetry.sdk.metrics import MeterProvider
 from opentelemetry.sdk.metrics.export import InMemoryMetricReader
 
-from p2p_telemetry import (AlertConfig, AlertManager, AlertRule, AlertType, CallbackSink, HealthStatus,
-                           MetricsCollector, MonitoringConfig, MonitoringSystem, NetworkMetrics, PeerStats,
-                           ResourceMetrics, configure, default_rules)
+from conftest import collect
+from p2p_telemetry import (
+    AlertConfig,
+    AlertManager,
+    AlertRule,
+    AlertType,
+    CallbackSink,
+    HealthStatus,
+    MetricsCollector,
+    MonitoringConfig,
+    MonitoringSystem,
+    NetworkMetrics,
+    PeerStats,
+    ResourceMetrics,
+    configure,
+    default_rules,
+)
 from p2p_telemetry.alerting.evaluator import Evaluator, extrapolated_increase
 
 T0 = 1_700_000_000.0

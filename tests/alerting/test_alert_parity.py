@@ -8,10 +8,18 @@ from pathlib import Path
 import pytest
 import yaml
 from alert_scenario import CPU, EXPECTED, FAILURES, MEMORY, MINUTES, UNHEALTHY, promtool_test, rules
-from realstack import binary
 
-from p2p_telemetry import (AlertConfig, AlertManager, HealthStatus, MetricsCollector, PeerStats, ResourceMetrics,
-                           default_rules, rules_to_prometheus)
+from p2p_telemetry import (
+    AlertConfig,
+    AlertManager,
+    HealthStatus,
+    MetricsCollector,
+    PeerStats,
+    ResourceMetrics,
+    default_rules,
+    rules_to_prometheus,
+)
+from realstack import binary
 
 REPO = Path(__file__).resolve().parents[2]
 T0 = 1_700_000_000.0

@@ -7,9 +7,9 @@ import time
 from datetime import datetime
 
 import pytest
-from realstack import LOOPBACK, Receiver, free_port, wait_for
 
 from p2p_telemetry import Alert, AlertmanagerSink, CallbackSink, LogSink
+from realstack import LOOPBACK, Receiver, free_port, wait_for
 
 
 @pytest.fixture

@@ -6,10 +6,9 @@ import time
 
 import pytest
 from opentelemetry.sdk.metrics import MeterProvider
-from realstack import Alertmanager, Receiver, wait_for
 
-from p2p_telemetry import (AlertConfig, AlertManager, AlertmanagerSink, MetricsCollector, ResourceMetrics,
-                           default_rules)
+from p2p_telemetry import AlertConfig, AlertManager, AlertmanagerSink, MetricsCollector, ResourceMetrics, default_rules
+from realstack import Alertmanager, Receiver, wait_for
 
 pytestmark = pytest.mark.integration
 INTERVAL = 0.2

@@ -9,9 +9,9 @@ import subprocess
 from pathlib import Path
 
 import yaml
-from realstack import binary
 
 from p2p_telemetry.catalogue import CATALOGUE, Kind
+from realstack import binary
 
 CONFIG = Path(__file__).resolve().parents[2] / "collector-config"
 

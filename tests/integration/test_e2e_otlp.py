@@ -3,10 +3,10 @@
 from __future__ import annotations
 
 import pytest
-from realstack import Rotel, latest_point, parse_rotel_metrics, wait_for
 
 from p2p_telemetry import MetricsCollector, ResourceMetrics, configure, setup_info
 from p2p_telemetry.catalogue import CATALOGUE
+from realstack import Rotel, latest_point, parse_rotel_metrics, wait_for
 
 
 @pytest.fixture(scope="module")

@@ -3,9 +3,9 @@
 from __future__ import annotations
 
 import pytest
-from realstack import Prometheus, wait_for
 
 from p2p_telemetry import MetricsCollector, configure, setup_info
+from realstack import Prometheus, wait_for
 
 
 @pytest.fixture(scope="module")

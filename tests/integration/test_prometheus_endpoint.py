@@ -7,10 +7,10 @@ import subprocess
 import urllib.request
 
 import pytest
-from realstack import binary
 
 from p2p_telemetry import MetricsCollector, ResourceMetrics, configure, setup_info
 from p2p_telemetry.catalogue import CATALOGUE
+from realstack import binary
 
 
 @pytest.fixture

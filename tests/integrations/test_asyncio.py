@@ -7,11 +7,11 @@ import socket
 import struct
 
 import pytest
-from conftest import collect
-from realstack import free_port
 
+from conftest import collect
 from p2p_telemetry import MetricsCollector
 from p2p_telemetry.integrations.asyncio import instrument_streams, open_connection, start_server
+from realstack import free_port
 
 HOST = "127.0.0.1"
 

@@ -9,11 +9,20 @@ import time
 
 import anyio
 import pytest
-from conftest import collect
-from realstack import wait_for
 
-from p2p_telemetry import (AlertConfig, AlertType, HealthChecker, HealthPolicy, HealthStatus,
-                           MetricsCollector, MonitoringConfig, MonitoringSystem, tcp_connect_probe)
+from conftest import collect
+from p2p_telemetry import (
+    AlertConfig,
+    AlertType,
+    HealthChecker,
+    HealthPolicy,
+    HealthStatus,
+    MetricsCollector,
+    MonitoringConfig,
+    MonitoringSystem,
+    tcp_connect_probe,
+)
+from realstack import wait_for
 
 HEALTHY, DEGRADED, UNHEALTHY = HealthStatus.HEALTHY, HealthStatus.DEGRADED, HealthStatus.UNHEALTHY
 POLICY = HealthPolicy(latency_threshold=0.5, failures_to_unhealthy=3, successes_to_recover=2)

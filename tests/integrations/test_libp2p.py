@@ -5,7 +5,6 @@ from __future__ import annotations
 import time
 
 from conftest import collect
-
 from p2p_telemetry import HealthChecker, HealthPolicy, Libp2pPingProbe, MetricsCollector
 
 try:

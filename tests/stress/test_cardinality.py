@@ -11,8 +11,8 @@ from __future__ import annotations
 import gc
 
 import psutil
-from conftest import collect
 
+from conftest import collect
 from p2p_telemetry import MetricsCollector
 from p2p_telemetry.catalogue import DEFAULT_PROTOCOLS, ERROR_TYPES, OTHER, TRANSPORTS
 

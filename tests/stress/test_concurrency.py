@@ -5,10 +5,8 @@ from __future__ import annotations
 
 import threading
 import time
-from collections import defaultdict
 
 from conftest import collect
-
 from p2p_telemetry import MetricsCollector
 
 THREADS = 8
@@ -29,7 +27,7 @@ def workload(collector: MetricsCollector, worker: int, errors: list[BaseExceptio
             net.connection_attempted("inbound", "quic")
             peers.update(PEERS[(worker + i) % 4], health=("healthy", "degraded")[i % 2], latency=0.001)
             events.increment("task", f"w{worker}")
-    except BaseException as error:  # noqa: BLE001 - the test reports anything at all
+    except BaseException as error:
         errors.append(error)
 
 

@@ -7,7 +7,8 @@ an AttributeError from deep inside the SDK, a traceback on a background thread) 
 from __future__ import annotations
 
 import math
-from typing import Any, Callable
+from collections.abc import Callable
+from typing import Any
 
 import hypothesis.strategies as st
 import pytest

@@ -9,12 +9,12 @@ from collections.abc import Hashable
 from typing import Any
 
 import hypothesis.strategies as st
-from conftest import collect
 from hypothesis import HealthCheck, settings
 from hypothesis.stateful import RuleBasedStateMachine, invariant, rule
 from opentelemetry.sdk.metrics import MeterProvider
 from opentelemetry.sdk.metrics.export import InMemoryMetricReader
 
+from conftest import collect
 from p2p_telemetry import HealthStatus, MetricsCollector, NetworkMetrics, PeerStats, ResourceMetrics
 
 MAX = 2**63 - 1

@@ -18,9 +18,9 @@ from typing import Any
 import psutil
 import pytest
 from faults import forget_logged_duplicates, thread_exceptions
-from realstack import LOOPBACK, Rotel, latest_point, parse_rotel_metrics, wait_for
 
 from p2p_telemetry import MetricsCollector, configure, setup_info
+from realstack import LOOPBACK, Rotel, latest_point, parse_rotel_metrics, wait_for
 
 PROTOCOLS = {"grpc": "grpc_endpoint", "http/protobuf": "http_endpoint"}
 INTERVAL = 0.5  # export interval (s); the OTLP timeout follows it: min(5, interval)

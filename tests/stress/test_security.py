@@ -21,11 +21,11 @@ import certifi
 import grpc
 import psutil
 import pytest
-from opentelemetry.proto.collector.metrics.v1 import metrics_service_pb2, metrics_service_pb2_grpc
 from faults import forget_logged_duplicates, thread_exceptions
-from realstack import LOOPBACK, Receiver, binary, free_port, wait_for
+from opentelemetry.proto.collector.metrics.v1 import metrics_service_pb2, metrics_service_pb2_grpc
 
 from p2p_telemetry import Alert, AlertmanagerSink, MetricsCollector, configure, setup_info
+from realstack import LOOPBACK, Receiver, binary, free_port, wait_for
 
 SECRET = "s3cret-Token-7f1d"
 HEADERS = f"authorization=Bearer%20{SECRET},x-tenant=acme"
@@ -144,7 +144,7 @@ class GrpcOtlpReceiver(metrics_service_pb2_grpc.MetricsServiceServicer):
         self.server.start()
         self.endpoint = f"{'https' if cert else 'http'}://{LOOPBACK}:{port}"
 
-    def Export(self, request: Any, context: grpc.ServicerContext) -> Any:  # noqa: N802 (the gRPC method)
+    def Export(self, request: Any, context: grpc.ServicerContext) -> Any:
         self.headers.append({k: v for k, v in context.invocation_metadata() if isinstance(v, str)})
         if self.code is not None:
             context.abort(self.code, "denied")

@@ -7,7 +7,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[2]))  # the repository root, for benchmarks/
 
-from benchmarks.soak import soak  # noqa: E402
+from benchmarks.soak import soak
 
 
 def test_soak_sixty_seconds():

@@ -38,7 +38,7 @@ class Alert:
         """The alert's identity: its sorted labels."""
         return tuple(sorted(self.labels.items()))
 
-    def snapshot(self) -> "Alert":
+    def snapshot(self) -> Alert:
         """A copy that later state changes do not touch."""
         return replace(self, labels=dict(self.labels), attributes=dict(self.attributes))
 

@@ -90,7 +90,7 @@ class AlertManager:
 
     # -- running ----------------------------------------------------------------------------------
 
-    def start(self, interval: float = 1.0) -> "AlertManager":
+    def start(self, interval: float = 1.0) -> AlertManager:
         """Evaluate now and then every ``interval`` seconds on a daemon thread (idempotent)."""
         interval = seconds("alert_check_interval", interval)
         with self._run_lock:
