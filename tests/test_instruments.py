@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 
 from conftest import collect
-from p2p_telemetry.catalogue import PEERS, PEER_REPUTATION, TELEMETRY_REJECTED
+from p2p_telemetry.catalogue import PEER_REPUTATION, PEERS, TELEMETRY_REJECTED
 from p2p_telemetry.instruments import InstrumentHub, first_points
 
 

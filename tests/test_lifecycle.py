@@ -5,8 +5,14 @@ from __future__ import annotations
 import gc
 
 from conftest import collect
-from p2p_telemetry import (AlertConfig, HealthStatus, MetricsCollector, MonitoringConfig, MonitoringSystem,
-                           ResourceMetrics)
+from p2p_telemetry import (
+    AlertConfig,
+    HealthStatus,
+    MetricsCollector,
+    MonitoringConfig,
+    MonitoringSystem,
+    ResourceMetrics,
+)
 from p2p_telemetry.catalogue import CATALOGUE, Kind
 from p2p_telemetry.instruments import InstrumentHub
 

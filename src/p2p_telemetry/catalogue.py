@@ -8,20 +8,43 @@ re-exports the attribute vocabulary (``attributes.py``) and each spec by name, s
 
 from __future__ import annotations
 
-from .attributes import (ALERTNAME, ALERTSTATE, CONNECTION_DIRECTION, CONNECTION_DIRECTIONS, DEFAULT_PROTOCOLS,
-                         ERROR_TYPE, ERROR_TYPES, EVENT, HEALTH, HEALTH_STATES, IO_DIRECTION, IO_DIRECTIONS, OTHER,
-                         P2P_TRANSPORT, P2P_TRANSPORTS, PEER_ID, PEER_RANK, PROTOCOL, REASON, REJECT_REASONS,
-                         SCHEMA_URL, SEVERITY, TRANSPORT, TRANSPORTS, UNKNOWN)
+from .attributes import (
+                         ALERTNAME,
+                         ALERTSTATE,
+                         CONNECTION_DIRECTION,
+                         CONNECTION_DIRECTIONS,
+                         DEFAULT_PROTOCOLS,
+                         ERROR_TYPE,
+                         ERROR_TYPES,
+                         EVENT,
+                         HEALTH,
+                         HEALTH_STATES,
+                         IO_DIRECTION,
+                         IO_DIRECTIONS,
+                         OTHER,
+                         P2P_TRANSPORT,
+                         P2P_TRANSPORTS,
+                         PEER_ID,
+                         PEER_RANK,
+                         PROTOCOL,
+                         REASON,
+                         REJECT_REASONS,
+                         SCHEMA_URL,
+                         SEVERITY,
+                         TRANSPORT,
+                         TRANSPORTS,
+                         UNKNOWN,
+)
 from .groups import REGISTRY
 from .groups.network import (
-                             CONNECTION_ACTIVE,
-                             CONNECTION_ATTEMPTS,
-                             CONNECTION_DURATION,
-                             CONNECTION_FAILURES,
-                             CONNECTION_SETUP,
-                             LIFETIME_BUCKETS,
-                             NETWORK_IO,
-                             SETUP_BUCKETS,
+                         CONNECTION_ACTIVE,
+                         CONNECTION_ATTEMPTS,
+                         CONNECTION_DURATION,
+                         CONNECTION_FAILURES,
+                         CONNECTION_SETUP,
+                         LIFETIME_BUCKETS,
+                         NETWORK_IO,
+                         SETUP_BUCKETS,
 )
 from .groups.peers import LATENCY_BUCKETS, PEER_LATENCY, PEER_REPUTATION, PEERS
 from .groups.protocols import PROTOCOL_EVENTS
