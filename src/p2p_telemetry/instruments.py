@@ -142,6 +142,8 @@ class InstrumentHub:
         self._provider = weakref.ref(provider)
         self.meter: Meter = provider.get_meter(METER_NAME, __version__, schema_url=SCHEMA_URL)
         self.series_limit = _sdk_bridge.series_limit(provider)
+        #: The SDK's exemplar filter on this provider ("always_on", "always_off", "trace_based" or None).
+        self.exemplar_filter = _sdk_bridge.exemplar_filter(provider)
         self._observed: dict[str, _Observed] = {}
         self._histograms: dict[str, Histogram] = {}
         self._shared: dict[str, Any] = {}
