@@ -124,3 +124,29 @@ def test_recorded_values_are_replaced_by_the_next_reading(provider, reader):
     assert collect(reader).value("p2p.node.memory.usage") == 123
     time.sleep(0.3)
     assert collect(reader).value("p2p.node.memory.usage") > 1 << 20
+
+
+@pytest.mark.parametrize("names, expected", [
+    ("p2p", {"p2p.node.cpu.utilization", "p2p.node.memory.usage"}),
+    ("semconv", {"process.cpu.utilization", "process.memory.usage"}),
+    ("both", {"p2p.node.cpu.utilization", "p2p.node.memory.usage", "process.cpu.utilization",
+              "process.memory.usage"}),
+])
+def test_cpu_and_memory_under_the_names_the_node_picks(provider, reader, names, expected):
+    collector = MetricsCollector(provider, sample_resources=False, resource_names=names)
+    collector.record_resource_metrics(ResourceMetrics(cpu_usage=42.0, memory_usage=123_456, bandwidth_usage=10.0))
+    exported = collect(reader)
+    names_seen = {name for name in exported.metrics if "cpu" in name or "memory" in name}
+    assert names_seen == expected
+    for name in expected:
+        assert exported.value(name) == (0.42 if "cpu" in name else 123_456)
+        assert exported[name].unit == ("1" if "cpu" in name else "By")
+    assert "p2p.node.bandwidth" in exported  # the seed's other figures stay
+    assert collector.resource_snapshot().cpu_usage == 42.0
+
+
+def test_resource_names_must_be_known(provider):
+    with pytest.raises(ValueError, match="resource_names"):
+        MetricsCollector(provider, resource_names="prometheus")
+    with pytest.raises(TypeError, match="resource_names"):
+        MetricsCollector(provider, resource_names=None)  # type: ignore[arg-type]

@@ -35,6 +35,7 @@ class CollectorOptions:
     max_event_names: int = 32
     max_peers: int = 1_000_000
     max_topics: int = 64
+    resource_names: str = "p2p"  # "p2p", "semconv" or "both": see groups.resources.RESOURCE_NAMES
 
 
 class GroupContext:

@@ -5,14 +5,13 @@ from __future__ import annotations
 import heapq
 import logging
 import threading
-from bisect import bisect_left
 from typing import Any, ClassVar
 
 from .. import _sdk_bridge
 from .._fork import after_fork_in_child
 from ..attributes import HEALTH, HEALTH_STATES, PEER_ID, PEER_RANK
+from ..bounds import MAX_PEER_ID_LENGTH, ratio_problem, seconds_problem
 from ..histograms import BatchedHistogram
-from ..bounds import MAX_PEER_ID_LENGTH, Rejections, ratio_problem, seconds_problem
 from ..instruments import Point, Points
 from ..metric import Kind, MetricSpec
 from ..model import HealthStatus, PeerStats

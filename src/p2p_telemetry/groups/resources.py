@@ -12,6 +12,7 @@ from dataclasses import dataclass, replace
 from typing import Any, ClassVar
 
 import psutil
+from opentelemetry.semconv._incubating.metrics import process_metrics
 
 from .._fork import after_fork_in_child
 from ..attributes import IO_DIRECTION
@@ -22,7 +23,8 @@ from ..model import ResourceMetrics
 from .base import GroupContext, MetricGroup
 from .network import NetworkGroup
 
-__all__ = ["ResourceGroup", "Reading", "SPECS", "CPU_UTILIZATION", "MEMORY_USAGE", "BANDWIDTH", "STORAGE_USAGE"]
+__all__ = ["ResourceGroup", "Reading", "SPECS", "CPU_UTILIZATION", "MEMORY_USAGE", "BANDWIDTH", "STORAGE_USAGE",
+           "PROCESS_CPU_UTILIZATION", "PROCESS_MEMORY_USAGE", "RESOURCE_NAMES"]
 
 CPU_UTILIZATION = MetricSpec(
     "p2p.node.cpu.utilization", Kind.GAUGE, "1", "CPU time of the node process over wall time, per CPU (0..1).",
@@ -36,7 +38,20 @@ BANDWIDTH = MetricSpec(
 STORAGE_USAGE = MetricSpec(
     "p2p.node.storage.usage", Kind.UP_DOWN_COUNTER, "By", "Bytes used by the node's data directory.",
     (), "p2p_node_storage_usage_bytes")
-SPECS = (CPU_UTILIZATION, MEMORY_USAGE, BANDWIDTH, STORAGE_USAGE)
+# The same two figures under the semantic-convention names that opentelemetry-instrumentation-system-metrics
+# also uses, for nodes that pick them (``resource_names="semconv"`` or ``"both"``).
+PROCESS_CPU_UTILIZATION = MetricSpec(
+    process_metrics.PROCESS_CPU_UTILIZATION, Kind.GAUGE, "1",
+    "CPU time of the process over wall time, per CPU (0..1) (as p2p.node.cpu.utilization).",
+    (), "process_cpu_utilization")
+PROCESS_MEMORY_USAGE = MetricSpec(
+    process_metrics.PROCESS_MEMORY_USAGE, Kind.UP_DOWN_COUNTER, "By",
+    "Resident set size of the process (as p2p.node.memory.usage).", (), "process_memory_usage_bytes")
+SPECS = (CPU_UTILIZATION, MEMORY_USAGE, BANDWIDTH, STORAGE_USAGE, PROCESS_CPU_UTILIZATION, PROCESS_MEMORY_USAGE)
+#: Which names the CPU and memory figures are reported under.
+RESOURCE_NAMES = {"p2p": ((CPU_UTILIZATION, MEMORY_USAGE),),
+                  "semconv": ((PROCESS_CPU_UTILIZATION, PROCESS_MEMORY_USAGE),),
+                  "both": ((CPU_UTILIZATION, MEMORY_USAGE), (PROCESS_CPU_UTILIZATION, PROCESS_MEMORY_USAGE))}
 
 logger = logging.getLogger("p2p_telemetry")
 
@@ -159,8 +174,9 @@ class ResourceGroup(MetricGroup):
         self._lock = threading.Lock()
         after_fork_in_child(self)
         self._failed: set[str] = set()
-        self.observe(CPU_UTILIZATION, self._observe_cpu)
-        self.observe(MEMORY_USAGE, self._observe_memory)
+        for cpu, memory in RESOURCE_NAMES[options.resource_names]:
+            self.observe(cpu, self._observe_cpu)
+            self.observe(memory, self._observe_memory)
         self.observe(BANDWIDTH, self._observe_bandwidth)
         self.observe(STORAGE_USAGE, self._observe_storage)
 
