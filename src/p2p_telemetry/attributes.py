@@ -25,6 +25,11 @@ __all__ = [
     "HEALTH", "PEER_ID", "PEER_RANK", "ALERTNAME", "ALERTSTATE", "SEVERITY", "REASON",
     "IO_DIRECTIONS", "CONNECTION_DIRECTIONS", "TRANSPORTS", "P2P_TRANSPORTS", "ERROR_TYPES", "HEALTH_STATES",
     "DEFAULT_PROTOCOLS", "REJECT_REASONS",
+    # py-libp2p protocols
+    "PUBSUB_TOPIC", "PUBSUB_EVENT", "PUBSUB_RPC_PART", "KAD_REQUEST_TYPE", "KAD_QUERY_OUTCOME", "IDENTIFY_EVENT",
+    "RELAY_EVENT", "RCMGR_RESOURCE", "RCMGR_SCOPE",
+    "PUBSUB_EVENTS", "PUBSUB_RPC_PARTS", "KAD_REQUEST_TYPES", "KAD_QUERY_OUTCOMES", "IDENTIFY_EVENTS", "RELAY_EVENTS",
+    "RCMGR_RESOURCES", "RCMGR_SCOPES",
 ]
 
 SCHEMA_URL: Final = Schemas.V1_40_0.value  # the semantic-convention version these keys follow
@@ -47,6 +52,15 @@ ALERTNAME: Final = "alertname"
 ALERTSTATE: Final = "alertstate"
 SEVERITY: Final = "severity"
 REASON: Final = "reason"
+PUBSUB_TOPIC: Final = "p2p.pubsub.topic"
+PUBSUB_EVENT: Final = "p2p.pubsub.event"
+PUBSUB_RPC_PART: Final = "p2p.pubsub.rpc.part"
+KAD_REQUEST_TYPE: Final = "p2p.kad.request.type"
+KAD_QUERY_OUTCOME: Final = "p2p.kad.query.outcome"
+IDENTIFY_EVENT: Final = "p2p.identify.event"
+RELAY_EVENT: Final = "p2p.relay.event"
+RCMGR_RESOURCE: Final = "p2p.rcmgr.resource"
+RCMGR_SCOPE: Final = "p2p.rcmgr.scope"
 
 # Bounded values.
 IO_DIRECTIONS: Final = ("transmit", "receive")
@@ -65,3 +79,14 @@ REJECT_REASONS: Final = (
     "unbalanced",  # a connection closed that was never opened
     "error",  # anything unexpected inside a record call
 )
+
+# Bounded values of the py-libp2p protocol groups (``p2p.pubsub.topic`` is bounded by the node's own topics).
+PUBSUB_EVENTS: Final = ("published", "received", "delivered", "duplicate", "rejected")
+PUBSUB_RPC_PARTS: Final = ("publish", "subscription", "control")
+KAD_REQUEST_TYPES: Final = ("find_node", "get_value", "put_value", "get_providers", "add_provider", "ping", OTHER)
+KAD_QUERY_OUTCOMES: Final = ("ok", "not_found", "error")
+IDENTIFY_EVENTS: Final = ("received", "sent", "push_received", "push_sent", "error")
+RELAY_EVENTS: Final = ("reservation_accepted", "reservation_denied", "circuit_opened", "circuit_closed",
+                       "circuit_failed")
+RCMGR_RESOURCES: Final = ("connections", "streams", "fds", "memory")
+RCMGR_SCOPES: Final = ("system", "transient")

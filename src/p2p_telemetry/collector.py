@@ -11,9 +11,14 @@ from opentelemetry.metrics import MeterProvider
 from .attributes import DEFAULT_PROTOCOLS, IO_DIRECTIONS, OTHER, TRANSPORTS, UNKNOWN
 from .bounds import NameSet, Rejections, SettingTypeError
 from .groups import REGISTRY, CollectorOptions, GroupContext, MetricGroup
+from .groups.identify import IdentifyGroup
+from .groups.kad import KadGroup
 from .groups.network import NetworkGroup
 from .groups.peers import PeerGroup
 from .groups.protocols import ProtocolGroup
+from .groups.pubsub import PubsubGroup
+from .groups.rcmgr import RcmgrGroup
+from .groups.relay import RelayGroup
 from .groups.resources import RESOURCE_NAMES, ResourceGroup
 from .groups.telemetry import TelemetryGroup
 from .instruments import InstrumentHub
@@ -61,6 +66,11 @@ class MetricsCollector:
     peers: PeerGroup
     resources: ResourceGroup
     telemetry: TelemetryGroup
+    pubsub: PubsubGroup
+    kad: KadGroup
+    identify: IdentifyGroup
+    relay: RelayGroup
+    rcmgr: RcmgrGroup
 
     def __init__(self, meter_provider: MeterProvider | None = None, sample_resources: bool = True,
                  protocols: Iterable[str] = (), peer_series_limit: int = 10,

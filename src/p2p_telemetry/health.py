@@ -259,23 +259,11 @@ def _current_trio_token() -> Any:
         return None
 
 
-class Libp2pPingProbe:
-    """A probe pinging a peer with py-libp2p's ``PingService`` (``/ipfs/ping/1.0.0``), one ping per call.
+def __getattr__(name: str) -> Any:
+    # Libp2pPingProbe lives beside the other py-libp2p code; imported on first use, so that a node
+    # without py-libp2p never imports it.
+    if name == "Libp2pPingProbe":
+        from .integrations.libp2p.ping import Libp2pPingProbe
 
-    The RTT is timed here, in seconds, around ``PingService.ping(peer, 1)`` (which reports whole
-    milliseconds only). Made inside ``trio.run``, it carries that loop's ``trio_token`` so that a
-    ``HealthChecker`` started from ``MonitoringSystem`` runs its rounds in the host's loop.
-    """
-
-    def __init__(self, host: Any, trio_token: Any = None) -> None:
-        from libp2p.host.ping import PingService
-
-        self._service = PingService(host)
-        self.trio_token = trio_token if trio_token is not None else _current_trio_token()
-
-    async def __call__(self, peer_id: str) -> float:
-        from libp2p.peer.id import ID
-
-        started = time.perf_counter()
-        await self._service.ping(ID.from_base58(peer_id), 1)
-        return time.perf_counter() - started
+        return Libp2pPingProbe
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")

@@ -1,0 +1,83 @@
+"""Kademlia DHT group: requests this node answered, the queries it made, and its routing table."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import ClassVar
+
+from ..attributes import KAD_QUERY_OUTCOME, KAD_QUERY_OUTCOMES, KAD_REQUEST_TYPE, KAD_REQUEST_TYPES, OTHER
+from ..bounds import choices, fold, seconds_problem
+from ..cells import Counter, Family, counter_points, new_counter
+from ..instruments import Points
+from ..metric import Kind, MetricSpec
+from .base import GroupContext, MetricGroup
+from .views import Views
+
+__all__ = ["KadGroup", "SPECS", "KAD_INBOUND_REQUESTS", "KAD_QUERY_DURATION", "KAD_ROUTING_TABLE_PEERS",
+           "QUERY_BUCKETS"]
+
+#: Seconds: a query answered from a nearby peer takes milliseconds, a lookup across a large DHT up to minutes.
+QUERY_BUCKETS = (0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0, 60.0, 120.0)
+
+KAD_INBOUND_REQUESTS = MetricSpec(
+    "p2p.kad.inbound.requests", Kind.COUNTER, "{request}", "Kademlia requests from peers this node handled, by type.",
+    (KAD_REQUEST_TYPE,), "p2p_kad_inbound_requests_total")
+KAD_QUERY_DURATION = MetricSpec(
+    "p2p.kad.query.duration", Kind.HISTOGRAM, "s", "Duration of the Kademlia queries this node made, by outcome.",
+    (KAD_REQUEST_TYPE, KAD_QUERY_OUTCOME), "p2p_kad_query_duration_seconds", QUERY_BUCKETS)
+KAD_ROUTING_TABLE_PEERS = MetricSpec(
+    "p2p.kad.routing_table.peers", Kind.UP_DOWN_COUNTER, "{peer}", "Peers in the Kademlia routing table.",
+    (), "p2p_kad_routing_table_peers")
+SPECS = (KAD_INBOUND_REQUESTS, KAD_QUERY_DURATION, KAD_ROUTING_TABLE_PEERS)
+
+_TYPES = choices(*KAD_REQUEST_TYPES)
+_OUTCOMES = choices(*KAD_QUERY_OUTCOMES)
+
+
+class KadGroup(MetricGroup):
+    """Counts inbound Kademlia requests, times queries, and reads the routing tables attached to it."""
+
+    name: ClassVar[str] = "kad"
+    specs: ClassVar[tuple[MetricSpec, ...]] = SPECS
+
+    def __init__(self, context: GroupContext) -> None:
+        super().__init__(context)
+        self._inbound: Family[Counter] = Family(KAD_INBOUND_REQUESTS.attributes,
+                                                new_counter(context.rejections, KAD_INBOUND_REQUESTS.name))
+        self._queries = self.histogram(KAD_QUERY_DURATION)
+        #: Callables returning the number of peers in one routing table.
+        self.routing_tables: Views[Callable[[], int]] = Views("a Kademlia routing table")
+        self.observe(KAD_INBOUND_REQUESTS, lambda: counter_points(self._inbound))
+        self.observe(KAD_ROUTING_TABLE_PEERS, self._observe_routing_tables)
+
+    def inbound(self, request_type: str) -> Counter:
+        """A bound handle counting inbound requests of one type (unknown types count under ``other``)."""
+        return self._inbound.get((fold(request_type, _TYPES),))
+
+    def enable(self) -> None:
+        """Start every request type's series at zero (a DHT was attached)."""
+        for request_type in KAD_REQUEST_TYPES:
+            self.inbound(request_type)
+
+    def query(self, request_type: str, outcome: str, seconds: float) -> None:
+        """Record one finished query: its type, its outcome (``ok``, ``not_found``, ``error``) and its duration."""
+        problem = seconds_problem(seconds)
+        if problem:
+            self._rejections.reject(problem, KAD_QUERY_DURATION.name)
+            return
+        try:
+            self._queries.record(seconds, {KAD_REQUEST_TYPE: fold(request_type, _TYPES, OTHER),
+                                           KAD_QUERY_OUTCOME: fold(outcome, _OUTCOMES, "error")})
+        except Exception:
+            self._rejections.reject("error", KAD_QUERY_DURATION.name)
+
+    def _observe_routing_tables(self) -> Points:
+        if not self.routing_tables:
+            return []
+        sizes: list[int] = []
+        self.routing_tables.read(lambda size: sizes.append(int(size())))
+        return [({}, sum(sizes))]
+
+    def snapshot(self) -> dict[str, int]:
+        """Inbound requests by type."""
+        return {cell.attributes[KAD_REQUEST_TYPE]: cell.total for cell in self._inbound}

@@ -1,0 +1,237 @@
+"""A py-libp2p ``Pubsub`` (gossipsub or floodsub router), instrumented: messages per topic, RPC parts, mesh.
+
+Where each figure comes from (methods wrapped on the instance, each called by py-libp2p once per
+message or RPC):
+
+- ``published``: ``publish(topic, data)`` returned (one per topic it names), with the data size;
+- ``received``: ``_is_subscribed_to_msg(msg)``, which py-libp2p asks of every message an RPC
+  from a peer carries (duplicates included), with the data size;
+- ``duplicate``: ``_is_msg_seen(msg)`` answered yes;
+- ``rejected``: ``validate_msg`` raised ``ValidationError``, or the message signature failed
+  (``signature_validator``, hooked process-wide: py-libp2p checks the signature right after
+  asking ``_is_msg_seen``, with no await in between, so the message tells whose it is);
+- ``delivered``: ``notify_subscriptions(msg)`` handed it to this node's subscription of a topic;
+- RPC parts received: py-libp2p's own ``GossipsubEvent`` (one per RPC, read on its way to the
+  host's metric channel), so they equal its ``gossipsub_*_total`` counters; RPC parts sent:
+  ``write_msg`` succeeded, and the hello packet of each new peer stream;
+- mesh and topic peers: the router's ``mesh`` and the pubsub's ``peer_topics``, read at collection.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterable
+from typing import TYPE_CHECKING, Any
+
+from ...cells import Counter
+from ...groups.pubsub import PubsubGroup, TopicBook
+from .patches import Patch, attaching_init
+
+if TYPE_CHECKING:
+    from .host import HostInstrumentation
+    from .streams import StreamBooks
+
+__all__ = ["PubsubInstrumentation", "RpcCounters", "PATCHES", "attachable", "events"]
+
+_WRAPPED = ("publish", "subscribe", "_is_subscribed_to_msg", "_is_msg_seen", "notify_subscriptions", "validate_msg",
+            "write_msg", "get_hello_packet")
+# The message whose seen-check answered "new" last, and how to count it rejected: see the module docstring.
+_last_new: list[Any] = [None, None]
+
+
+class RpcCounters:
+    """The three part counters of one direction: ``count(rpc_flags)``."""
+
+    __slots__ = ("publish", "subscription", "control")
+
+    def __init__(self, group: PubsubGroup, direction: str) -> None:
+        self.publish: Counter = group.rpc(direction, "publish")
+        self.subscription: Counter = group.rpc(direction, "subscription")
+        self.control: Counter = group.rpc(direction, "control")
+
+
+def _received_rpc(books: StreamBooks, event: Any) -> None:
+    owner = books.owner
+    counters = owner.rpc_received
+    if counters is None:
+        owner.collector.pubsub.enable()
+        counters = owner.rpc_received = RpcCounters(owner.collector.pubsub, "receive")
+    if event.publish:
+        counters.publish.add(1)
+    if event.subopts:
+        counters.subscription.add(1)
+    if event.control:
+        counters.control.add(1)
+
+
+def events() -> tuple[tuple[type, Callable[[StreamBooks, Any], None]], ...]:
+    """This module's entries of the stream books' event table."""
+    from libp2p.pubsub.pubsub import GossipsubEvent
+
+    return ((GossipsubEvent, _received_rpc),)
+
+
+def attachable() -> dict[type, Callable[[HostInstrumentation, Any], PubsubInstrumentation]]:
+    """The protocol object class this module instruments."""
+    from libp2p.pubsub.pubsub import Pubsub
+
+    return {Pubsub: PubsubInstrumentation}
+
+
+def _checked_signature(original: Callable[[Any], bool]) -> Callable[[Any], bool]:
+    def signature_validator(msg: Any) -> bool:
+        valid = original(msg)
+        if not valid and _last_new[0] is msg:
+            try:
+                _last_new[1](msg)
+            except Exception:
+                pass
+        return valid
+    return signature_validator
+
+
+PATCHES = (Patch("libp2p.pubsub.pubsub", "signature_validator", _checked_signature),
+           Patch("libp2p.pubsub.pubsub:Pubsub", "__init__", attaching_init))
+
+
+class PubsubInstrumentation:
+    """The wrappers on one ``Pubsub`` and the views of its router; ``close()`` removes them."""
+
+    def __init__(self, owner: HostInstrumentation, pubsub: Any) -> None:
+        from libp2p.exceptions import ValidationError
+
+        self.pubsub = pubsub
+        group = self.group = owner.collector.pubsub
+        group.enable()
+        self._books: dict[str, TopicBook] = {}  # the node's own topics only: bounded by max_topics
+        for topic in list(pubsub.topic_ids):
+            self._book(topic, own=True)
+        self._wrapped: dict[str, Any] = {}
+        self._wrap(pubsub, ValidationError, RpcCounters(group, "transmit"))
+        router = pubsub.router
+        self._views = [group.subscribers.add(lambda: _sizes(pubsub.peer_topics))]
+        if isinstance(getattr(router, "mesh", None), dict):
+            self._views.append(group.meshes.add(lambda: _sizes(router.mesh)))
+
+    def _book(self, topic: Any, own: bool = False) -> TopicBook:
+        book = self._books.get(topic)
+        if book is None:
+            book = self.group.topic(topic, own=own)
+            if book.name == topic:
+                self._books[topic] = book
+        return book
+
+    def _topic_books(self, msg: Any) -> list[TopicBook]:
+        books = self._books
+        return [books.get(topic) or self._book(topic) for topic in msg.topicIDs]
+
+    def _wrap(self, pubsub: Any, validation_error: type[BaseException], sent: RpcCounters) -> None:
+        originals = {name: getattr(pubsub, name) for name in _WRAPPED if hasattr(pubsub, name)}
+        topic_books, book = self._topic_books, self._book
+        subscriptions = pubsub.subscribed_topics_send
+
+        async def publish(topic_id: Any, data: bytes, *args: Any, **kwargs: Any) -> Any:
+            topics = [topic_id] if isinstance(topic_id, str) else list(topic_id)
+            books = [book(topic, own=True) for topic in topics]
+            result = await originals["publish"](topic_id, data, *args, **kwargs)
+            size = len(data)
+            for topic_book in books:
+                topic_book.published.add(1)
+                topic_book.size(size)
+            return result
+
+        async def subscribe(topic_id: Any, *args: Any, **kwargs: Any) -> Any:
+            book(topic_id, own=True)
+            return await originals["subscribe"](topic_id, *args, **kwargs)
+
+        def is_subscribed_to_msg(msg: Any) -> bool:
+            subscribed: bool = originals["_is_subscribed_to_msg"](msg)
+            try:
+                size = len(msg.data)
+                for topic_book in topic_books(msg):
+                    topic_book.received.add(1)
+                    topic_book.size(size)
+            except Exception:
+                pass
+            return subscribed
+
+        def rejected(msg: Any) -> None:
+            for topic_book in topic_books(msg):
+                topic_book.rejected.add(1)
+
+        def is_msg_seen(msg: Any) -> bool:
+            seen: bool = originals["_is_msg_seen"](msg)
+            try:
+                if seen:
+                    for topic_book in topic_books(msg):
+                        topic_book.duplicate.add(1)
+                else:
+                    _last_new[0], _last_new[1] = msg, rejected
+            except Exception:
+                pass
+            return seen
+
+        def notify_subscriptions(msg: Any) -> None:
+            originals["notify_subscriptions"](msg)
+            try:
+                for topic in msg.topicIDs:
+                    if topic in subscriptions:
+                        (self._books.get(topic) or book(topic)).delivered.add(1)
+            except Exception:
+                pass
+
+        async def validate_msg(forwarder: Any, msg: Any) -> None:
+            try:
+                await originals["validate_msg"](forwarder, msg)
+            except validation_error:
+                try:
+                    rejected(msg)
+                except Exception:
+                    pass
+                raise
+
+        async def write_msg(stream: Any, rpc: Any) -> bool:
+            written: bool = await originals["write_msg"](stream, rpc)
+            if written:
+                try:
+                    if rpc.publish:
+                        sent.publish.add(1)
+                    if rpc.subscriptions:
+                        sent.subscription.add(1)
+                    if rpc.HasField("control"):
+                        sent.control.add(1)
+                except Exception:
+                    pass
+            return written
+
+        def get_hello_packet() -> Any:
+            packet = originals["get_hello_packet"]()
+            try:
+                if packet.subscriptions:
+                    sent.subscription.add(1)
+            except Exception:
+                pass
+            return packet
+
+        for name, wrapper in (("publish", publish), ("subscribe", subscribe),
+                              ("_is_subscribed_to_msg", is_subscribed_to_msg), ("_is_msg_seen", is_msg_seen),
+                              ("notify_subscriptions", notify_subscriptions), ("validate_msg", validate_msg),
+                              ("write_msg", write_msg), ("get_hello_packet", get_hello_packet)):
+            if name in originals:
+                setattr(pubsub, name, wrapper)
+                self._wrapped[name] = wrapper
+
+    def close(self) -> None:
+        """Take the wrappers off the pubsub (those still ours) and stop reading its router."""
+        for name, wrapper in self._wrapped.items():
+            if self.pubsub.__dict__.get(name) is wrapper:
+                del self.pubsub.__dict__[name]
+        self._wrapped.clear()
+        for remove in self._views:
+            remove()
+        self._views.clear()
+        _last_new[0] = _last_new[1] = None
+
+
+def _sizes(peers_by_topic: dict[str, Any]) -> Iterable[tuple[str, int]]:
+    """``(topic, number of peers)`` of a ``{topic: set of peers}`` that another thread may be changing."""
+    return [(topic, len(peers)) for topic, peers in list(peers_by_topic.items())]

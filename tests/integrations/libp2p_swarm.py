@@ -1,0 +1,87 @@
+"""Real py-libp2p swarms on 127.0.0.1 for the libp2p tests: hosts, gossipsub, Kademlia, and waiting on conditions."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator, Callable
+from contextlib import AsyncExitStack, asynccontextmanager
+from dataclasses import dataclass, field
+from typing import Any
+
+import multiaddr
+import trio
+from libp2p import new_host
+from libp2p.kad_dht.kad_dht import DHTMode, KadDHT
+from libp2p.peer.peerinfo import info_from_p2p_addr
+from libp2p.pubsub.gossipsub import GossipSub
+from libp2p.pubsub.pubsub import Pubsub
+from libp2p.tools.anyio_service import background_trio_service
+
+TCP = "/ip4/127.0.0.1/tcp/0"
+WS = "/ip4/127.0.0.1/tcp/0/ws"
+QUIC = "/ip4/127.0.0.1/udp/0/quic-v1"
+GOSSIPSUB = "/meshsub/1.1.0"
+
+
+def listen(address: str = TCP) -> list[multiaddr.Multiaddr]:
+    return [multiaddr.Multiaddr(address)]
+
+
+async def until(check: Callable[[], Any], timeout: float = 15.0, what: str = "a condition") -> None:
+    """Wait until ``check()`` is true (re-checked as the loop runs), at most ``timeout`` seconds."""
+    with trio.move_on_after(timeout) as scope:
+        while not check():
+            await trio.sleep(0.01)
+    assert not scope.cancelled_caught, f"timed out after {timeout}s waiting for {what}"
+
+
+async def connect(a: Any, b: Any) -> None:
+    """``a`` dials ``b`` (its first address)."""
+    await a.connect(info_from_p2p_addr(b.get_addrs()[0]))
+
+
+def gossipsub() -> GossipSub:
+    """A gossipsub router for a handful of nodes: every peer in the mesh, no rate limit on publishing."""
+    return GossipSub(protocols=[GOSSIPSUB], degree=3, degree_low=2, degree_high=4, heartbeat_initial_delay=0.1,
+                     heartbeat_interval=1, spam_protection_enabled=False, eclipse_protection_enabled=False,
+                     adaptive_gossip_enabled=False)
+
+
+@dataclass
+class Node:
+    host: Any
+    pubsub: Any = None
+    router: Any = None
+    dht: Any = None
+    subscriptions: dict[str, Any] = field(default_factory=dict)
+
+    @property
+    def id(self) -> Any:
+        return self.host.get_id()
+
+
+@asynccontextmanager
+async def running(hosts: list[Any], address: str = TCP, *, pubsub: bool = False,
+                  dht: DHTMode | None = None) -> AsyncIterator[list[Node]]:
+    """Run ``hosts`` (listening on ``address``), each with a gossipsub ``Pubsub`` and/or a ``KadDHT`` if asked."""
+    nodes = [Node(host) for host in hosts]
+    async with AsyncExitStack() as stack:
+        for node in nodes:
+            if pubsub:
+                node.router = gossipsub()
+                node.pubsub = Pubsub(node.host, node.router, strict_signing=True)
+            if dht is not None:
+                node.dht = KadDHT(node.host, dht)
+        for node in nodes:
+            await stack.enter_async_context(node.host.run(listen(address)))
+        for node in nodes:
+            if node.pubsub is not None:
+                await stack.enter_async_context(background_trio_service(node.pubsub))
+                await stack.enter_async_context(background_trio_service(node.router))
+                await node.pubsub.wait_until_ready()
+            if node.dht is not None:
+                await stack.enter_async_context(background_trio_service(node.dht))
+        yield nodes
+
+
+def new_hosts(n: int, **kwargs: Any) -> list[Any]:
+    return [new_host(**kwargs) for _ in range(n)]
