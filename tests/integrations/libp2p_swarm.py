@@ -14,6 +14,7 @@ from libp2p.kad_dht.kad_dht import DHTMode, KadDHT
 from libp2p.peer.peerinfo import info_from_p2p_addr
 from libp2p.pubsub.gossipsub import GossipSub
 from libp2p.pubsub.pubsub import Pubsub
+from libp2p.records.validator import Validator
 from libp2p.tools.anyio_service import background_trio_service
 
 TCP = "/ip4/127.0.0.1/tcp/0"
@@ -37,6 +38,17 @@ async def until(check: Callable[[], Any], timeout: float = 15.0, what: str = "a 
 async def connect(a: Any, b: Any) -> None:
     """``a`` dials ``b`` (its first address)."""
     await a.connect(info_from_p2p_addr(b.get_addrs()[0]))
+
+
+class AcceptAll(Validator):  # type: ignore[misc]
+    """Values under ``/test/``: any non-empty value, the first one wins."""
+
+    def validate(self, key: str, value: bytes) -> None:
+        if not value:
+            raise ValueError("empty value")
+
+    def select(self, key: str, values: list[bytes]) -> int:
+        return 0
 
 
 def gossipsub() -> GossipSub:
@@ -71,17 +83,63 @@ async def running(hosts: list[Any], address: str = TCP, *, pubsub: bool = False,
                 node.pubsub = Pubsub(node.host, node.router, strict_signing=True)
             if dht is not None:
                 node.dht = KadDHT(node.host, dht)
-        for node in nodes:
-            await stack.enter_async_context(node.host.run(listen(address)))
+                node.dht.register_validator("test", AcceptAll())
+        # Services first, hosts last: on the way out the hosts stop (and their stream handlers with them)
+        # before the services whose tasks those handlers start.
         for node in nodes:
             if node.pubsub is not None:
                 await stack.enter_async_context(background_trio_service(node.pubsub))
                 await stack.enter_async_context(background_trio_service(node.router))
-                await node.pubsub.wait_until_ready()
             if node.dht is not None:
                 await stack.enter_async_context(background_trio_service(node.dht))
+        for node in nodes:
+            await stack.enter_async_context(node.host.run(listen(address)))
+        for node in nodes:
+            if node.pubsub is not None:
+                await node.pubsub.wait_until_ready()
         yield nodes
 
 
 def new_hosts(n: int, **kwargs: Any) -> list[Any]:
     return [new_host(**kwargs) for _ in range(n)]
+
+
+@dataclass
+class Telemetry:
+    """One host's own collector, on its own provider, read through an InMemoryMetricReader."""
+
+    reader: Any
+    provider: Any
+    collector: Any
+
+    @classmethod
+    def new(cls, **kwargs: Any) -> Telemetry:
+        from opentelemetry.sdk.metrics import MeterProvider
+        from opentelemetry.sdk.metrics.export import InMemoryMetricReader
+
+        from p2p_telemetry import MetricsCollector
+
+        reader = InMemoryMetricReader()
+        provider = MeterProvider(metric_readers=[reader])
+        return cls(reader, provider, MetricsCollector(provider, sample_resources=False, **kwargs))
+
+    def collect(self) -> Any:
+        from conftest import collect
+
+        return collect(self.reader)
+
+    def shutdown(self) -> None:
+        self.provider.shutdown()
+
+
+def instrumented(hosts: list[Any], **kwargs: Any) -> tuple[list[Telemetry], list[Any]]:
+    """A Telemetry and an ``instrument_host`` handle per host."""
+    from p2p_telemetry.integrations.libp2p import instrument_host
+
+    telemetry = [Telemetry.new() for _ in hosts]
+    return telemetry, [instrument_host(host, t.collector, **kwargs) for host, t in zip(hosts, telemetry)]
+
+
+def values(metric: Any, key: str) -> dict[str, Any]:
+    """``{value of attribute key: point value}`` of one exported metric."""
+    return {point.attributes[key]: point.value for point in metric.points}

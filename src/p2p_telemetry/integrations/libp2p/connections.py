@@ -2,8 +2,8 @@
 
 Where each figure comes from:
 
-- An outbound attempt is one ``dial_peer`` that had to dial (a dial that reuses a connection is
-  not an attempt). Its transport is that of the address py-libp2p dialed: the one that
+- An outbound attempt is one ``dial_peer`` that dialed an address (one that reuses a connection,
+  waits for another task's dial of the same peer, or has no address to dial is not an attempt). Its transport is that of the address py-libp2p dialed: the one that
   succeeded, or for a failure the last one tried (``_dial_addr_single_attempt`` is wrapped to see
   them). Its set-up time runs from the call to the usable connection.
 - An inbound attempt is one connection a listener accepted (``_handle_inbound_connection`` is
@@ -24,6 +24,7 @@ import time
 from typing import TYPE_CHECKING, Any
 
 from ...attributes import OTHER
+from ...groups.network import error_type
 from ...model import HealthStatus
 from . import transports
 from .transports import Kinds
@@ -70,6 +71,25 @@ def _peer_id(conn: Any) -> Any:
         return None
 
 
+def failure_class(error: BaseException) -> str:
+    """The ``error.type`` of a failed dial or accept: py-libp2p wraps the socket's error a few levels deep
+    (``SwarmDialAllFailedError`` from a ``MultiError`` of ``SwarmException``s from ``OpenConnectionError``...),
+    so the first error down the chain with a class more telling than ``other`` names it."""
+    pending: list[Any] = [error]
+    seen: set[int] = set()
+    while pending and len(seen) < 32:
+        current = pending.pop(0)
+        if not isinstance(current, BaseException) or id(current) in seen:
+            continue
+        seen.add(id(current))
+        name = error_type(current)
+        if name != OTHER:
+            return name
+        pending.extend((current.__cause__, current.__context__, *getattr(current, "errors", ()),
+                        *getattr(current, "exceptions", ())))
+    return OTHER
+
+
 class ConnectionBook:
     """The connection figures of one host, fed by its notifee and by wrappers on its network."""
 
@@ -107,9 +127,10 @@ class ConnectionBook:
             try:
                 connections = await dial_peer(peer_id, *args, **kwargs)
             except BaseException as error:
-                kinds = transports.of_multiaddr(dial.last) if dial.last is not None else transports.UNKNOWN_KINDS
-                network.connection_attempted("outbound", *kinds)
-                network.connection_failed(error, "outbound", *kinds)
+                if dial.last is not None:  # else no address was dialed: it waited for another dial, or had none
+                    kinds = transports.of_multiaddr(dial.last)
+                    network.connection_attempted("outbound", *kinds)
+                    network.connection_failed(failure_class(error), "outbound", *kinds)
                 raise
             finally:
                 _DIAL.reset(token)
@@ -147,7 +168,8 @@ class ConnectionBook:
             finally:
                 _ACCEPT.reset(token)
                 if not accept.connected:
-                    network.connection_failed(accept.error or OTHER, "inbound", *accept.kinds)
+                    failure = failure_class(accept.error) if accept.error is not None else OTHER
+                    network.connection_failed(failure, "inbound", *accept.kinds)
 
         async def noted_upgrade(*args: Any, **kwargs: Any) -> Any:
             assert upgrade_inbound is not None

@@ -65,8 +65,6 @@ class HostInstrumentation:
         self.connections = ConnectionBook(self)
         self.parts: dict[int, Part] = {}
         self._views: list[Callable[[], None]] = []
-        self._ping_pong = collector.protocols.counter(ping.PING_PROTOCOL, "pong")
-        self._ping_failure = collector.protocols.counter(ping.PING_PROTOCOL, "ping_failure")
         self.rpc_received: pubsub.RpcCounters | None = None  # bound at the first pubsub RPC
         self.kad_inbound: kad.InboundCounters | None = None  # bound at the first Kademlia request
         event_table()
@@ -77,7 +75,9 @@ class HostInstrumentation:
         except Exception:
             pass
         self._notifee = _notifee(self)
-        self._register_protocols(*self._handler_ids())
+        self._register_protocols(ping.PING_PROTOCOL, *self._handler_ids())
+        self._ping_pong = collector.protocols.counter(ping.PING_PROTOCOL, "pong")
+        self._ping_failure = collector.protocols.counter(ping.PING_PROTOCOL, "ping_failure")
         self._wrap_host()
         self.connections.wrap(self.swarm)
         self.swarm.register_notifee(self._notifee)
