@@ -195,28 +195,21 @@ class ConnectionBook:
         """A connection is open: count it, with the transports of its dial or accept."""
         direction = _direction(conn)
         network = self.network
-        kinds: Kinds | None = None
-        if direction == "outbound":
-            dial, dialed = _DIAL.get(), _DIALED.get()
-            if dialed is not None:
-                kinds = transports.of_multiaddr(dialed)
-            if kinds is None or kinds == transports.UNKNOWN_KINDS:
-                kinds = transports.of_connection(conn)
-            if dial is not None:
-                dial.kinds = kinds  # the dial counts the attempt and its set-up time
-            else:
-                network.connection_attempted(direction, *kinds)
+        dial, dialed, accept = _DIAL.get(), _DIALED.get(), _ACCEPT.get()
+        if direction != "inbound" or (accept is not None and accept.connected):
+            accept = None  # an accept's context is that of its own first connection only
+        known = (transports.of_multiaddr(dialed) if direction == "outbound" and dialed is not None
+                 else accept.kinds if accept is not None else transports.UNKNOWN_KINDS)
+        kinds = known if known != transports.UNKNOWN_KINDS else transports.of_connection(conn)
+        if kinds[1] == "circuit" and kinds[0] == OTHER:
+            kinds = (self._relay_layer4(conn), "circuit")
+        if direction == "outbound" and dial is not None:
+            dial.kinds = kinds  # the dial counts the attempt and its set-up time
+        elif accept is not None:
+            accept.connected = True  # counted its attempt at the accept
+            network.connection_setup(time.perf_counter() - accept.started, direction, *kinds)
         else:
-            accept = _ACCEPT.get()
-            if accept is not None and not accept.connected:
-                accept.connected = True
-                kinds = accept.kinds
-                if kinds == transports.UNKNOWN_KINDS:
-                    kinds = transports.of_connection(conn)
-                network.connection_setup(time.perf_counter() - accept.started, direction, *kinds)
-            else:
-                kinds = transports.of_connection(conn)
-                network.connection_attempted(direction, *kinds)
+            network.connection_attempted(direction, *kinds)  # a connection that came another way
         network.connection_opened(direction, *kinds)
         self.opened[id(conn)] = (time.perf_counter(), direction, kinds)
         if kinds[1] == "circuit":
@@ -247,6 +240,11 @@ class ConnectionBook:
             self.owner.collector.peers.remove(str(peer_id))
         else:
             self.owner.collector.peers.update(str(peer_id), health=HealthStatus.UNHEALTHY, reason="disconnected")
+
+    def _relay_layer4(self, conn: Any) -> str:
+        """The layer-4 transport of a relayed connection: that of this node's connection to the relay."""
+        relay_conn = transports.carrier(conn)
+        return OTHER if relay_conn is None else self.kinds_of(relay_conn)[0]
 
     def kinds_of(self, conn: Any) -> Kinds:
         """The transports recorded for an open connection (read from it when it was opened before instrumentation)."""

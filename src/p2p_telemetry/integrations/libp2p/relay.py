@@ -4,8 +4,9 @@ As a relay (a ``CircuitV2Protocol`` with hop enabled; wrapped on the instance):
 
 - ``reservation_accepted``: its resource manager reserved or refreshed a peer's reservation;
 - ``reservation_denied``: it could not accept one (its limits);
-- ``circuit_opened``: a CONNECT request was answered OK and data flows; ``circuit_closed`` when
-  that circuit ends; ``circuit_failed``: a CONNECT request that did not become a circuit.
+- ``circuit_opened``: a CONNECT request was answered OK (data flows from then on);
+  ``circuit_closed`` when that circuit ends; ``circuit_failed``: a CONNECT request answered with
+  an error status, or that ended without an answer.
 
 As a client (hooked on the classes, for the hosts instrumented): a reservation the relay
 accepted or refused (``CircuitV2Transport._make_reservation``, ``RelayDiscovery.make_reservation``);
@@ -106,21 +107,23 @@ class RelayInstrumentation:
             return result
 
         async def handle_connect(*args: Any, **kwargs: Any) -> Any:
-            circuit = [False]
+            circuit: list[str] = []  # "opened" or "failed", once the relay answered the request
             token = _CIRCUIT.set(circuit)
             try:
                 return await originals["_handle_connect"](*args, **kwargs)
             finally:
                 _CIRCUIT.reset(token)
-                (closed if circuit[0] else failed).add(1)
+                if circuit == ["opened"]:
+                    closed.add(1)
+                elif not circuit:
+                    failed.add(1)
 
         async def send_status(stream: Any, code: Any, *args: Any, **kwargs: Any) -> Any:
-            result = await originals["_send_status"](stream, code, *args, **kwargs)
             circuit = _CIRCUIT.get()
-            if circuit is not None and code == StatusCode.OK and not circuit[0]:
-                circuit[0] = True
-                opened.add(1)
-            return result
+            if circuit is not None and not circuit:  # the answer to a CONNECT request: counted as it is sent
+                circuit.append("opened" if code == StatusCode.OK else "failed")
+                (opened if code == StatusCode.OK else failed).add(1)
+            return await originals["_send_status"](stream, code, *args, **kwargs)
 
         self._wrapped = [(manager, "reserve", reserve), (manager, "refresh_reservation", refresh_reservation),
                          (manager, "can_accept_reservation", can_accept_reservation),

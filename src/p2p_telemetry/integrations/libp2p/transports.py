@@ -7,12 +7,12 @@ stack: ``tcp``, ``quic``, ``ws``, ``wss``, ``webtransport``, ``webrtc``, ``circu
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Iterable, Iterator
 from typing import Any
 
 from ...attributes import OTHER
 
-__all__ = ["Kinds", "of_multiaddr", "of_protocol_names", "of_connection", "UNKNOWN_KINDS"]
+__all__ = ["Kinds", "of_multiaddr", "of_protocol_names", "of_connection", "carrier", "UNKNOWN_KINDS"]
 
 Kinds = tuple[str, str]  # (network.transport, p2p.transport)
 UNKNOWN_KINDS: Kinds = (OTHER, OTHER)
@@ -82,19 +82,33 @@ def of_connection(conn: Any) -> Kinds:
     return _of_classes(conn)
 
 
-def _of_classes(conn: Any) -> Kinds:
+def _parts(conn: Any) -> Iterator[Any]:
+    """The objects a connection is built of (muxer, security session, raw connection, socket...), outermost first."""
     seen: set[int] = set()
     pending = [conn]
     while pending and len(seen) < 16:
-        obj = pending.pop()
+        obj = pending.pop(0)
         if obj is None or id(obj) in seen:
             continue
         seen.add(id(obj))
+        yield obj
+        pending.extend(getattr(obj, name, None) for name in _CHAIN)
+
+
+def _of_classes(conn: Any) -> Kinds:
+    for obj in _parts(conn):
         module = type(obj).__module__
         for word, kinds in _MODULE_KINDS:
             if word in module:
                 if kinds[1] == "ws" and getattr(obj, "_is_secure", False):
                     return "tcp", "wss"
                 return kinds
-        pending.extend(getattr(obj, name, None) for name in _CHAIN)
     return UNKNOWN_KINDS
+
+
+def carrier(conn: Any) -> Any:
+    """The connection a relayed connection runs over (to the relay), found through the stream it is made of."""
+    for obj in _parts(conn):
+        if obj is not conn and getattr(obj, "swarm_conn", None) is not None:
+            return obj.swarm_conn
+    return None
