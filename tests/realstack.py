@@ -119,11 +119,11 @@ class Receiver:
 class Process:
     """A child process with its output in a file; stopped by PID."""
 
-    def __init__(self, args: list[str], log: Path, env: dict[str, str] | None = None) -> None:
+    def __init__(self, args: list[str], log: Path, env: dict[str, str] | None = None, stdin: int | None = None) -> None:
         self.args = args
         self.log = log
         self._file = open(log, "wb")
-        self.proc = subprocess.Popen(args, stdout=self._file, stderr=subprocess.STDOUT,
+        self.proc = subprocess.Popen(args, stdout=self._file, stderr=subprocess.STDOUT, stdin=stdin,
                                      env={**os.environ, **(env or {})}, start_new_session=True)
         self.pid = self.proc.pid
 

@@ -27,12 +27,13 @@ def listen(address: str = TCP) -> list[multiaddr.Multiaddr]:
     return [multiaddr.Multiaddr(address)]
 
 
-async def until(check: Callable[[], Any], timeout: float = 15.0, what: str = "a condition") -> None:
-    """Wait until ``check()`` is true (re-checked as the loop runs), at most ``timeout`` seconds."""
-    with trio.move_on_after(timeout) as scope:
-        while not check():
+async def until(check: Callable[[], Any], seconds: float = 15.0, what: str = "a condition") -> None:
+    """Wait until ``check()`` holds, at most ``seconds``: for conditions over state that signals no event
+    (metric totals, a router's mesh), re-checked every 10 ms; never a fixed sleep standing in for a condition."""
+    with trio.move_on_after(seconds) as scope:
+        while not check():  # noqa: ASYNC110 - nothing to wait on but the condition itself
             await trio.sleep(0.01)
-    assert not scope.cancelled_caught, f"timed out after {timeout}s waiting for {what}"
+    assert not scope.cancelled_caught, f"timed out after {seconds}s waiting for {what}"
 
 
 async def connect(a: Any, b: Any) -> None:

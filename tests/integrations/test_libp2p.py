@@ -2,7 +2,12 @@
 
 from __future__ import annotations
 
+import json
+import os
+import subprocess
+import sys
 import time
+from pathlib import Path
 
 from conftest import collect
 from p2p_telemetry import HealthChecker, HealthPolicy, Libp2pPingProbe, MetricsCollector
@@ -15,6 +20,8 @@ try:
 except ImportError:  # pragma: no cover - the libp2p extra is part of the test install
     from realstack import missing
     missing("py-libp2p (the libp2p extra)")
+
+from libp2p_swarm import until
 
 from p2p_telemetry.integrations.libp2p import PING_PROTOCOL, instrument_host
 
@@ -40,12 +47,6 @@ async def read_exactly(stream, n: int) -> bytes:
 
 def listen():
     return [multiaddr.Multiaddr(LISTEN)]
-
-
-async def until(check, timeout: float = 10.0) -> None:
-    with trio.fail_after(timeout):
-        while not check():
-            await trio.sleep(0.01)
 
 
 def series_count(exported) -> int:
@@ -135,6 +136,7 @@ def test_three_hosts_connections_pings_streams_and_churn(provider, reader):
               for p in exported["p2p.protocol.events"].points}
     assert events[(ECHO, "stream_opened")] == 6 and events[(ECHO, "stream_closed")] == 6
     assert events[(PING_PROTOCOL, "stream_opened")] == rounds * 2
+    assert events[(PING_PROTOCOL, "pong")] == rounds * 2
     io = {(p.attributes["network.io.direction"], p.attributes["p2p.protocol"]): p.value
           for p in exported["p2p.network.io"].points}
     assert io[("transmit", ECHO)] == 6 * len(PAYLOAD) and io[("receive", ECHO)] == 6 * len(PAYLOAD)
@@ -148,24 +150,42 @@ def test_three_hosts_connections_pings_streams_and_churn(provider, reader):
     assert after.value("p2p.connection.active", tcp("inbound")) == 0
 
 
-def test_enable_metrics_events_are_consumed(provider, reader):
-    """A host made with enable_metrics=True: its metric channel is drained, ping events become protocol events."""
-    from libp2p.host.ping import PingService
+NODE = Path(__file__).parent / "nodes" / "libp2p_metrics_node.py"
 
-    collector = MetricsCollector(provider, sample_resources=False)
 
-    async def main() -> None:
-        a, b = new_host(enable_metrics=True), new_host()
-        handle = instrument_host(a, collector)
-        async with a.run(listen()), b.run(listen()):
-            await a.connect(info_from_p2p_addr(b.get_addrs()[0]))
-            service = PingService(a)
-            for _ in range(150):  # more events than the channel holds (100): the swarm must not block
-                await service.ping(b.get_id(), 2)
-            await until(lambda: collector.protocols.snapshot().get(PING_PROTOCOL, {}).get("pong") == 300)
-        handle.close()
+def run_node(tmp_path: Path, name: str, *args: str, zero_code: bool = False) -> dict:
+    out = tmp_path / f"{name}.json"
+    command = [sys.executable, str(NODE), str(out), *args]
+    env = {**os.environ, "OTEL_PYTHON_DISABLED_INSTRUMENTATIONS": ""}
+    if zero_code:
+        from test_instrumentor import instrument_command
 
-    trio.run(main)
-    events = collect(reader)["p2p.protocol.events"]
-    assert events.value({"p2p.protocol": PING_PROTOCOL, "p2p.protocol.event": "pong"}) == 300
-    assert events.value({"p2p.protocol": PING_PROTOCOL, "p2p.protocol.event": "stream_opened"}) == 150
+        command = [instrument_command(), *command]
+        env.update(OTEL_METRICS_EXPORTER="none", OTEL_TRACES_EXPORTER="none", OTEL_LOGS_EXPORTER="none")
+    result = subprocess.run(command, env=env, capture_output=True, timeout=120)
+    assert result.returncode == 0 and out.exists(), result.stderr.decode()[-3000:]
+    return json.loads(out.read_text())
+
+
+def test_libp2p_own_metrics_are_the_same_with_p2p_telemetry_attached_and_agree_with_it(tmp_path):
+    """py-libp2p's own ``Metrics`` on host A: the same figures alone, with instrument_host, and zero-code; where
+    both report a quantity (RPC parts received, Kademlia requests by type, pings), p2p-telemetry agrees."""
+    alone = run_node(tmp_path, "alone")["libp2p"]
+    instrumented = run_node(tmp_path, "instrumented", "instrument")
+    zero_code = run_node(tmp_path, "zero-code", zero_code=True)["libp2p"]
+    assert alone["ping_count"] == 7 and alone["gossipsub_publish_total"] == 12 and alone["kad_inbound_total"] > 0
+    assert instrumented["libp2p"] == alone
+    assert zero_code == alone
+
+    ours, theirs = instrumented["p2p_telemetry"], instrumented["libp2p"]
+    rpc = {(a["network.io.direction"], a["p2p.pubsub.rpc.part"]): v for a, v, _ in ours["p2p.pubsub.rpc"]}
+    assert rpc[("receive", "publish")] == theirs["gossipsub_publish_total"]
+    assert rpc[("receive", "subscription")] == theirs["gossipsub_subopts_total"]
+    assert rpc[("receive", "control")] == theirs["gossipsub_control_total"]
+    kad = {a["p2p.kad.request.type"]: v for a, v, _ in ours["p2p.kad.inbound.requests"]}
+    for request_type in ("find_node", "get_value", "put_value", "get_providers", "add_provider"):
+        assert kad[request_type] == theirs[f"kad_inbound_{request_type}_total"], request_type
+    assert sum(kad.values()) == theirs["kad_inbound_total"]
+    events = {(a["p2p.protocol"], a["p2p.protocol.event"]): v for a, v, _ in ours["p2p.protocol.events"]}
+    assert events[(PING_PROTOCOL, "pong")] == theirs["ping_count"]
+    assert sum(count for _, _, count in ours["p2p.peer.latency"]) == theirs["ping_count"]

@@ -12,6 +12,7 @@ except ImportError:  # pragma: no cover - the libp2p extra is part of the test i
     missing("py-libp2p (the libp2p extra)")
 
 from libp2p_swarm import connect, instrumented, new_hosts, running, until
+
 from p2p_telemetry import HealthChecker, HealthPolicy, Libp2pPingProbe
 
 PING = "/ipfs/ping/1.0.0"

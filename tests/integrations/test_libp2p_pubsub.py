@@ -12,6 +12,7 @@ except ImportError:  # pragma: no cover - the libp2p extra is part of the test i
     missing("py-libp2p (the libp2p extra)")
 
 from libp2p_swarm import connect, instrumented, new_hosts, running, until
+
 from p2p_telemetry.groups.pubsub import PubsubGroup
 
 TOPIC, OTHER_TOPIC, THEIRS = "blocks", "tx", "only-c-cares"

@@ -16,6 +16,7 @@ except ImportError:  # pragma: no cover - the libp2p extra is part of the test i
 
 from libp2p_swarm import connect, instrumented, new_hosts, running
 
+
 def test_usage_and_blocked_requests_as_the_manager_counts_them():
     manager = new_resource_manager(limits=ResourceLimits(max_connections=2))  # py-libp2p takes 2 per connection
     hosts = [new_host(resource_manager=manager), *new_hosts(2)]

@@ -41,36 +41,35 @@ def test_reservations_a_relayed_connection_and_a_failed_circuit():
                      *(CircuitV2Protocol(host, limits=limits) for host in hosts[1:])]
         config = RelayConfig(roles=RelayRole.STOP | RelayRole.CLIENT, limits=limits)
         destination.set_stream_handler(ECHO, echo)
-        async with running(hosts):
-            async with trio.open_nursery() as nursery:
-                for protocol in protocols:
-                    nursery.start_soon(_run_service, protocol)
-                for protocol in protocols:
-                    await protocol.event_started.wait()
-                clients = [CircuitV2Transport(host, protocol, config) for host, protocol in zip(hosts, protocols)]
-                for host in hosts[1:]:
-                    await connect(host, relay)
+        async with running(hosts), trio.open_nursery() as nursery:
+            for protocol in protocols:
+                nursery.start_soon(_run_service, protocol)
+            for protocol in protocols:
+                await protocol.event_started.wait()
+            clients = [CircuitV2Transport(host, protocol, config) for host, protocol in zip(hosts, protocols)]
+            for host in hosts[1:]:
+                await connect(host, relay)
 
-                async def reserve(client: int) -> bool:
-                    stream = await hosts[client].new_stream(relay.get_id(), [PROTOCOL_ID])
-                    return await clients[client].reserve(stream, relay.get_id(), nursery)
+            async def reserve(client: int) -> bool:
+                stream = await hosts[client].new_stream(relay.get_id(), [PROTOCOL_ID])
+                return await clients[client].reserve(stream, relay.get_id(), nursery)
 
-                assert await reserve(1)  # the destination's reservation
-                circuit = multiaddr.Multiaddr(f"{relay.get_addrs()[0]}/p2p-circuit/p2p/{destination.get_id()}")
-                conn = await clients[2].dial(circuit)  # the source reserves too (client role), then connects
-                stream = await source.new_stream(destination.get_id(), [ECHO])
-                await stream.write(b"through the relay")
-                assert await stream.read(100) == b"through the relay"
-                assert not await reserve(3)  # the relay holds two reservations: the latecomer is denied
-                with pytest.raises(Exception):  # noqa: B017 - py-libp2p's error classes vary
-                    await clients[2].dial(multiaddr.Multiaddr(
-                        f"{relay.get_addrs()[0]}/p2p-circuit/p2p/{latecomer.get_id()}"))  # it has no reservation
-                during = [t.collect() for t in telemetry]
-                await conn.close()
-                await until(lambda: relay_events(telemetry[0].collect()).get("circuit_closed") == 1)
-                await until(lambda: telemetry[1].collector.network.totals()["active_connections"] == 1)
-                after = [t.collect() for t in telemetry]
-                nursery.cancel_scope.cancel()
+            assert await reserve(1)  # the destination's reservation
+            circuit = multiaddr.Multiaddr(f"{relay.get_addrs()[0]}/p2p-circuit/p2p/{destination.get_id()}")
+            conn = await clients[2].dial(circuit)  # the source reserves too (client role), then connects
+            stream = await source.new_stream(destination.get_id(), [ECHO])
+            await stream.write(b"through the relay")
+            assert await stream.read(100) == b"through the relay"
+            assert not await reserve(3)  # the relay holds two reservations: the latecomer is denied
+            with pytest.raises(Exception):  # noqa: B017 - py-libp2p's error classes vary
+                await clients[2].dial(multiaddr.Multiaddr(
+                    f"{relay.get_addrs()[0]}/p2p-circuit/p2p/{latecomer.get_id()}"))  # it has no reservation
+            during = [t.collect() for t in telemetry]
+            await conn.close()
+            await until(lambda: relay_events(telemetry[0].collect()).get("circuit_closed") == 1)
+            await until(lambda: telemetry[1].collector.network.totals()["active_connections"] == 1)
+            after = [t.collect() for t in telemetry]
+            nursery.cancel_scope.cancel()
         return {"during": during, "after": after}
 
     got = trio.run(main)

@@ -7,6 +7,9 @@ Registered under the ``opentelemetry_instrumentor`` entry point as ``p2p_telemet
 ``opentelemetry-instrument`` sets up from ``OTEL_*`` variables through opentelemetry-distro).
 A node that imported ``new_host`` by name before instrumentation keeps the unwrapped function;
 under ``opentelemetry-instrument`` the instrumentor runs before the node's code, so it does not.
+The pubsub routers, DHTs and relays a node builds on those hosts are found by their constructors.
+``uninstrument()`` closes every handle and, when no other host is instrumented, takes the
+process-wide hooks off py-libp2p.
 """
 
 from __future__ import annotations
@@ -20,7 +23,7 @@ from opentelemetry.instrumentation.utils import unwrap
 from wrapt import wrap_function_wrapper
 
 from ..collector import MetricsCollector
-from .libp2p import HostInstrumentation, instrument_host
+from .libp2p import HostInstrumentation, instrument_host, patches
 
 __all__ = ["Libp2pInstrumentor"]
 
@@ -62,3 +65,5 @@ class Libp2pInstrumentor(BaseInstrumentor):  # type: ignore[misc]
         for handle in self.handles:
             handle.close()
         self.handles = []
+        if not any(not handle.closed for handle in list(patches.HOSTS.values())):
+            patches.remove_all()

@@ -18,14 +18,14 @@ import trio
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from libp2p_swarm import connect, new_hosts, running, until  # noqa: E402
-
-from libp2p import new_host  # noqa: E402
-from libp2p.host.ping import PingEvent, PingService  # noqa: E402
-from libp2p.kad_dht.kad_dht import DHTMode, KadDhtEvent  # noqa: E402
-from libp2p.metrics.metrics import Metrics  # noqa: E402
-from libp2p.metrics.swarm import SwarmEvent  # noqa: E402
-from libp2p.pubsub.pubsub import GossipsubEvent  # noqa: E402
+import trio.lowlevel
+from libp2p import new_host
+from libp2p.host.ping import PingEvent, PingService
+from libp2p.kad_dht.kad_dht import DHTMode, KadDhtEvent
+from libp2p.metrics.metrics import Metrics
+from libp2p.metrics.swarm import SwarmEvent
+from libp2p.pubsub.pubsub import GossipsubEvent
+from libp2p_swarm import connect, new_hosts, running, until
 
 K, N, TOPIC = 12, 7, "side-by-side"
 # Sample names as prometheus_client exposes them (it adds _total to a counter's name).
@@ -59,7 +59,7 @@ def totals() -> dict:
     return found
 
 
-async def main(out: str, instrument: bool) -> None:
+async def main(instrument: bool) -> dict:
     a, b = new_host(enable_metrics=True), *new_hosts(1)
     metrics = Metrics()
     channel = a.get_metrics_recv_channel()
@@ -96,7 +96,7 @@ async def main(out: str, instrument: bool) -> None:
             await node_b.dht.provide("side-by-side-content")
             await node_b.dht.find_providers("side-by-side-content")
             await until(lambda: channel.statistics().current_buffer_used == 0, what="Metrics to read every event")
-            await trio.sleep(0)  # let the consumer record the last event it received
+            await trio.lowlevel.checkpoint()  # let the consumer record the last event it received
             result = {"libp2p": totals()}
             if instrument:
                 from p2p_telemetry.catalogue import BY_NAME  # noqa: F401  (the catalogue names below)
@@ -109,8 +109,9 @@ async def main(out: str, instrument: bool) -> None:
                     "p2p.pubsub.rpc", "p2p.kad.inbound.requests", "p2p.protocol.events", "p2p.peer.latency")}
                 result["p2p_telemetry"] = ours
             nursery.cancel_scope.cancel()
-    Path(out).write_text(json.dumps(result))
+    return result
 
 
 if __name__ == "__main__":
-    trio.run(main, sys.argv[1], len(sys.argv) > 2 and sys.argv[2] == "instrument")
+    figures = trio.run(main, len(sys.argv) > 2 and sys.argv[2] == "instrument")
+    Path(sys.argv[1]).write_text(json.dumps(figures))

@@ -35,8 +35,7 @@ async def main(ready_file: str, idle: float) -> None:
             received += await stream.read(len(PAYLOAD) - len(received))
         await stream.close()
         assert received == PAYLOAD
-        with open(ready_file, "w") as f:
-            f.write("ready\n")
+        await trio.Path(ready_file).write_text("ready\n")
         await trio.sleep(idle)
 
 

@@ -3,9 +3,10 @@
 Where each figure comes from:
 
 - An outbound attempt is one ``dial_peer`` that dialed an address (one that reuses a connection,
-  waits for another task's dial of the same peer, or has no address to dial is not an attempt). Its transport is that of the address py-libp2p dialed: the one that
-  succeeded, or for a failure the last one tried (``_dial_addr_single_attempt`` is wrapped to see
-  them). Its set-up time runs from the call to the usable connection.
+  waits for another task's dial of the same peer, or has no address to dial is not an attempt).
+  Its transport is that of the address py-libp2p dialed: the one that succeeded, or for a failure
+  the last one tried (``_dial_addr_single_attempt`` is wrapped to see them). Its set-up time runs
+  from the call to the usable connection.
 - An inbound attempt is one connection a listener accepted (``_handle_inbound_connection`` is
   wrapped); its transport is the listener's, its set-up time runs from the accept to the
   usable connection, and it fails when no connection comes of it.
