@@ -87,17 +87,23 @@ def port_open(port: int) -> bool:
 
 
 class Receiver:
-    """An HTTP endpoint on 127.0.0.1 recording every POST (a webhook for Alertmanager, or a stand-in for it)."""
+    """An HTTP endpoint on 127.0.0.1 recording every POST (a webhook for Alertmanager, or a stand-in for it).
 
-    def __init__(self, port: int | None = None, status: int = 200) -> None:
+    ``status`` is the answer to every POST, or a function of the decoded body returning it.
+    """
+
+    def __init__(self, port: int | None = None, status: int | Callable[[Any], int] = 200) -> None:
         self.requests: list[tuple[str, dict, Any]] = []
+        self.status = status
         outer = self
 
         class Handler(http.server.BaseHTTPRequestHandler):
             def do_POST(self) -> None:
                 body = self.rfile.read(int(self.headers.get("Content-Length", 0)))
-                outer.requests.append((self.path, dict(self.headers), json.loads(body or b"null")))
-                self.send_response(status)
+                decoded = json.loads(body or b"null")
+                outer.requests.append((self.path, dict(self.headers), decoded))
+                self.send_response(outer.status(decoded) if callable(outer.status) else outer.status)
+                self.send_header("Content-Length", "0")
                 self.end_headers()
 
             def log_message(self, *args: Any) -> None:
@@ -106,7 +112,7 @@ class Receiver:
         self.server = http.server.ThreadingHTTPServer((LOOPBACK, port or 0), Handler)
         self.port = self.server.server_address[1]
         self.url = f"http://{LOOPBACK}:{self.port}"
-        threading.Thread(target=self.server.serve_forever, daemon=True).start()
+        threading.Thread(target=self.server.serve_forever, kwargs={"poll_interval": 0.05}, daemon=True).start()
 
     def bodies(self) -> list[Any]:
         return [body for _, _, body in self.requests]

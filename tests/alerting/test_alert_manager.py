@@ -9,11 +9,11 @@ import time
 from datetime import timedelta
 
 import pytest
+from alert_nodes import T0, Clock, identity, node_provider
 from opentelemetry import metrics
 from opentelemetry.sdk.metrics import MeterProvider
 from opentelemetry.sdk.metrics.export import InMemoryMetricReader
 
-from alert_nodes import T0, Clock, identity, node_provider
 from conftest import collect
 from p2p_telemetry import (
     AlertConfig,
