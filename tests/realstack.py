@@ -78,6 +78,15 @@ def http_json(url: str, data: Any = None, timeout: float = 5.0) -> Any:
         return json.loads(response.read() or b"null")
 
 
+def scraped_total(url: str, name: str) -> float:
+    """The sum of every sample of ``name`` on a Prometheus text endpoint (0 when it has none)."""
+    total = 0.0
+    for line in http_get(url).decode().splitlines():
+        if line.startswith(name) and line[len(name):len(name) + 1] in ("{", " "):
+            total += float(line.rsplit(" ", 1)[1])
+    return total
+
+
 def port_open(port: int) -> bool:
     try:
         with socket.create_connection((LOOPBACK, port), timeout=0.2):
@@ -184,6 +193,12 @@ class Prometheus(Process):
         assert len(result) == 1, result
         return float(result[0]["value"][1])
 
+    def alerts(self) -> list[dict]:
+        """The alerts Prometheus's rules hold now (pending and firing), as /api/v1/alerts lists them."""
+        reply = http_json(f"{self.url}/api/v1/alerts")
+        assert reply["status"] == "success", reply
+        return reply["data"]["alerts"]
+
 
 class Alertmanager(Process):
     """A real Alertmanager (Debian's prometheus-alertmanager) without its gossip port."""
@@ -205,6 +220,10 @@ class Alertmanager(Process):
         query = "&".join(f"filter={urllib.parse.quote(f'{k}={v!s}')}" for k, v in filters.items())
         return http_json(f"{self.url}/api/v2/alerts?active=true&silenced=true&inhibited=true&unprocessed=true"
                          + (f"&{query}" if query else ""))
+
+    def received(self) -> float:
+        """Alerts received through the API so far (Alertmanager's alertmanager_alerts_received_total)."""
+        return scraped_total(f"{self.url}/metrics", "alertmanager_alerts_received_total")
 
     def amtool(self, *args: str) -> str:
         return subprocess.run([binary("amtool"), f"--alertmanager.url={self.url}", *args],
