@@ -60,7 +60,7 @@ def series(node: Node) -> dict[str, list[float]]:
         **{f'p2p_peers{{{target},{_SCOPE},p2p_peer_health="{health}"}}': values for health, values in (
             ("unhealthy", node.unhealthy), ("healthy", [2 - u for u in node.unhealthy]), ("degraded", [0] * MINUTES))},
         f'p2p_connection_failures_total{{{target},{_SCOPE},p2p_connection_direction="outbound",'
-        'network_transport="tcp",error_type="timeout"}': node.failures,
+        'network_transport="tcp",p2p_transport="tcp",error_type="timeout"}': node.failures,
     }
 
 

@@ -33,7 +33,8 @@ def test_durations_accept_seconds_timedelta_and_prometheus_strings():
     assert (rule.window, rule.for_, rule.keep_firing_for) == (300.0, 120.0, 90.0)
     assert prometheus_duration(90) == "1m30s" and prometheus_duration(0.25) == "250ms"
     assert rule_expr(rule) == (
-        "sum by (service_name, service_instance_id, p2p_connection_direction, network_transport, error_type) "
+        "sum by (service_name, service_instance_id, p2p_connection_direction, network_transport, p2p_transport, "
+        "error_type) "
         "(rate(p2p_connection_failures_total[5m]) * on (job, instance) group_left (service_name, service_instance_id) "
         "target_info) > 0")
 

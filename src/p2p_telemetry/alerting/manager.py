@@ -17,10 +17,10 @@ from opentelemetry.sdk.metrics.export import InMemoryMetricReader, MetricReader
 from opentelemetry.sdk.resources import SERVICE_INSTANCE_ID, SERVICE_NAME, Resource
 
 from .. import catalogue as c
+from .._fork import after_fork_in_child
 from ..bounds import SettingTypeError, duration
 from ..instruments import METER_NAME, InstrumentHub, Points
 from . import rules
-from ._fork import reset_after_fork
 from .evaluator import FIRING, PENDING, Alert, Evaluator, Readings
 from .rules import NODE_LABELS, AlertRule, AlertType, default_rules
 from .sinks import LogSink, Sink
@@ -108,7 +108,7 @@ class AlertManager:
         self._wanted = {rule.metric for rule in self.config.rules}
         self._warned: set[Any] = set()
         self._new_locks()
-        reset_after_fork(self)
+        after_fork_in_child(self)
 
     def _new_locks(self) -> None:
         # one evaluation at a time; reentrant so that a sink called by an evaluation may trigger_alert()

@@ -19,8 +19,8 @@ from typing import Any, Protocol
 
 import requests
 
+from .._fork import after_fork_in_child
 from ..bounds import SettingTypeError, duration
-from ._fork import reset_after_fork
 from .backoff import Backoff
 from .evaluator import FIRING, RESOLVED, Alert
 
@@ -174,7 +174,7 @@ class AlertmanagerSink:
         self._backoff = Backoff(self.min_backoff, self.max_backoff)
         self._session = self._new_session()
         self._new_locks()
-        reset_after_fork(self)
+        after_fork_in_child(self)
 
     def _new_locks(self) -> None:
         self._cond = threading.Condition()
