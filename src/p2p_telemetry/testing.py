@@ -181,7 +181,13 @@ class ExportedMetric:
 
 
 class Snapshot:
-    """Every metric of one collection, by name (the last one wins if two scopes export a name)."""
+    """Every metric of one collection, by name (the last one wins if two scopes export a name).
+
+    ``snapshot[name]`` is one ``ExportedMetric`` (``NotExported`` if there is none), ``name in snapshot``
+    tells whether it was exported, iterating gives every metric; ``metrics`` maps names to metrics,
+    ``scopes`` and ``resources`` hold the instrumentation scopes and resources of the collection, and
+    ``data`` the SDK's ``MetricsData`` itself.
+    """
 
     def __init__(self, data: MetricsData | None) -> None:
         self.data = data
