@@ -57,13 +57,13 @@ def collector(capture: TelemetryCapture) -> MetricsCollector:
 
 def reset_global_provider() -> None:
     """Forget the global MeterProvider (the API lets a process set it once)."""
-    metrics._internal._METER_PROVIDER_SET_ONCE = Once()  # type: ignore[attr-defined]
-    metrics._internal._METER_PROVIDER = None  # type: ignore[attr-defined]
-    metrics._internal._PROXY_METER_PROVIDER = metrics._internal._ProxyMeterProvider()  # type: ignore
+    metrics._internal._METER_PROVIDER_SET_ONCE = Once()
+    metrics._internal._METER_PROVIDER = None
+    metrics._internal._PROXY_METER_PROVIDER = metrics._internal._ProxyMeterProvider()
 
 
 @pytest.fixture
-def clean_global():
+def clean_global() -> Iterator[None]:
     reset_global_provider()
     yield
     current = metrics.get_meter_provider()

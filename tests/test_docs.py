@@ -92,7 +92,8 @@ def test_api_reference_gives_every_public_name_with_its_signature(generator: Mod
     assert "async def open_connection(" in text
 
 
-def test_check_mode_reports_a_stale_file(generator: ModuleType, tmp_path: Path, monkeypatch) -> None:
+def test_check_mode_reports_a_stale_file(generator: ModuleType, tmp_path: Path,
+                                         monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setattr(generator, "REFERENCE", tmp_path)
     monkeypatch.setattr(generator, "ROOT", tmp_path.parent)
     monkeypatch.setattr(generator, "documents", lambda: {tmp_path / "metrics.md": "new\n"})

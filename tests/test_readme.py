@@ -26,7 +26,7 @@ from opentelemetry.sdk.metrics.export import InMemoryMetricReader
 from prometheus_client.parser import text_string_to_metric_families
 
 from conftest import collect
-from p2p_telemetry import HealthStatus, MonitoringConfig, setup_info
+from p2p_telemetry import HealthStatus, MetricsCollector, MonitoringConfig, setup_info
 from realstack import Alertmanager, free_port, wait_for
 
 README = Path(__file__).resolve().parent.parent / "README.md"
@@ -187,10 +187,11 @@ def test_alerts_block_fires_unhealthy_peers_to_every_sink(clean_global: None, ot
         alertmanager.stop()
 
 
-def test_asyncio_server_and_client_count_each_byte_once_under_the_protocol(collector, reader) -> None:
+def test_asyncio_server_and_client_count_each_byte_once_under_the_protocol(collector: MetricsCollector,
+                                                                           reader: InMemoryMetricReader) -> None:
     namespace: dict[str, Any] = {"collector": collector}
 
-    def active(direction: str) -> int:
+    def active(direction: str) -> float:
         exported = collect(reader)
         return exported.value("p2p.connection.active", {"p2p.connection.direction": direction,
                                                         "network.transport": "tcp"})
@@ -215,7 +216,8 @@ def test_asyncio_server_and_client_count_each_byte_once_under_the_protocol(colle
         assert exported["p2p.connection.duration"].point(attributes).count == 1
 
 
-def test_asyncio_existing_streams_count_once_under_the_protocol_given(collector, reader) -> None:
+def test_asyncio_existing_streams_count_once_under_the_protocol_given(collector: MetricsCollector,
+                                                                      reader: InMemoryMetricReader) -> None:
     namespace: dict[str, Any] = {"collector": collector}
     discovery = {"p2p.protocol": "discovery", "network.transport": "tcp"}
     outbound = {"p2p.connection.direction": "outbound", "network.transport": "tcp"}
@@ -240,7 +242,8 @@ def test_asyncio_existing_streams_count_once_under_the_protocol_given(collector,
     assert exported.value("p2p.network.io", exact=False) == 30  # nothing twice, nothing under other
 
 
-def test_health_check_block_probes_the_addresses_it_is_given(collector, reader) -> None:
+def test_health_check_block_probes_the_addresses_it_is_given(collector: MetricsCollector,
+                                                             reader: InMemoryMetricReader) -> None:
     namespace: dict[str, Any] = {"collector": collector, "PEER_2_PORT": free_port()}  # nothing listens there
 
     async def main() -> None:

@@ -8,6 +8,7 @@ import os
 import subprocess
 import sys
 import textwrap
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -23,7 +24,7 @@ RX = {"network.io.direction": "receive"}
 
 
 @pytest.fixture
-def capture():
+def capture() -> Iterator[TelemetryCapture]:
     with TelemetryCapture() as telemetry:
         yield telemetry
 
