@@ -157,6 +157,8 @@ def test_quick_start_counts_one_closed_connection_and_its_bytes(clean_global: No
     assert value("p2p_protocol_events_total", p2p_protocol="task", p2p_protocol_event="submitted") == 1
     assert value("p2p_peers", p2p_peer_health="healthy") == 1
     assert value("p2p_peer_reputation", p2p_peer_id="12D3KooW...") == 0.9
+    rejected = {labels: v for (name, labels), v in series.items() if name == "p2p_telemetry_rejected_total"}
+    assert not any(rejected.values()), rejected  # the close matched the open: nothing unbalanced
 
 
 def test_existing_provider_is_kept_and_reported_through(clean_global: None) -> None:
