@@ -20,6 +20,7 @@ from collections.abc import Callable, Iterable, Sequence
 from pathlib import Path
 from typing import Any
 
+from p2p_telemetry import attributes as attributes_module
 from p2p_telemetry import catalogue as c
 from p2p_telemetry.catalogue import Kind, MetricSpec
 
@@ -41,6 +42,8 @@ ATTRIBUTES: dict[str, str] = {
     "network.io.direction": f"{_values(c.IO_DIRECTIONS)}.",
     "network.transport": f"{_values(c.TRANSPORTS)}: the semantic-convention transports; any other becomes "
                          f"`{c.OTHER}`.",
+    "p2p.transport": f"{_values(c.P2P_TRANSPORTS)}: the libp2p transport a connection runs over (`circuit`: "
+                     f"relayed); `tcp` for nodes that are not libp2p (asyncio streams); any other becomes `{c.OTHER}`.",
     "p2p.protocol": f"the node's registered protocols: the defaults {_values(c.DEFAULT_PROTOCOLS)}, those given to "
                     f"`MetricsCollector(protocols=...)` or registered later (for a py-libp2p host, its protocol "
                     f"IDs), and `{c.OTHER}` for any name not registered (warned about once).",
@@ -66,6 +69,10 @@ INSTRUMENTS: dict[str, tuple[str, str]] = {
     "GAUGE": ("Gauge", "gauge"),
     "HISTOGRAM": ("Histogram", "histogram"),
 }
+
+# Section titles for the groups of the catalogue (a group not listed is titled by its name).
+GROUP_TITLES: dict[str, str] = {"protocols": "Protocol", "peers": "Peer", "resources": "Resource",
+                                "telemetry": "Alert and self-observation"}
 
 # Facts about one metric that its one-line description cannot hold.
 METRIC_NOTES: dict[str, str] = {
@@ -119,7 +126,8 @@ def metric_reference(specs: Sequence[MetricSpec] = c.CATALOGUE) -> str:
         "package's version. Names follow OpenTelemetry's rules (units in `unit`, none in the name); the",
         "Prometheus column is the series the OpenTelemetry Prometheus exporter (the `/metrics` endpoint",
         "`configure()` serves) makes of each. Every attribute is bounded: its values are listed below, and no",
-        "attribute carries a value that a remote peer chooses.", "",
+        "attribute carries a value that a remote peer chooses. The meter's schema URL is",
+        f"`{c.SCHEMA_URL}`: the semantic-convention version its attribute keys follow.", "",
         "| metric | instrument | unit | attributes | Prometheus series |", "|---|---|---|---|---|",
     ]
     for spec in specs:
@@ -130,9 +138,14 @@ def metric_reference(specs: Sequence[MetricSpec] = c.CATALOGUE) -> str:
     keys = dict.fromkeys(key for spec in specs for key in spec.attributes)
     for key in keys:
         lines.append(f"| `{key}` | {ATTRIBUTES.get(key, '(not documented yet)')} |")
-    lines += ["", "## Metrics"]
+    conventions = _markdown(attributes_module.__doc__).split("\n", 1)[1].strip()
+    lines += ["", "### Attribute keys and the semantic conventions", "", conventions]
+    group = None
     for spec in specs:
         instrument, prometheus_type = _instrument(spec)
+        if c.GROUP_OF.get(spec.name, "other") != group:
+            group = c.GROUP_OF.get(spec.name, "other")
+            lines += ["", f"## {GROUP_TITLES.get(group, group.capitalize())} metrics"]
         lines += ["", f"### {spec.name}", "", spec.description, ""]
         lines.append(f"- Instrument: {instrument}")
         lines.append(f"- Unit: `{spec.unit}`")
@@ -271,11 +284,11 @@ def signature(obj: Callable[..., Any], *, drop_first: bool = False, wrap: bool =
     return f"({', '.join(parts)})" + returns
 
 
-def _own_members(cls: type) -> list[tuple[str, Any]]:
-    """Public methods and properties that classes of this package define, base classes included."""
+def _own_members(cls: type, skip: tuple[type, ...] = ()) -> list[tuple[str, Any]]:
+    """Public methods and properties that classes of this package define, base classes included (but ``skip``)."""
     seen: dict[str, Any] = {}
     for klass in reversed(cls.__mro__):
-        if not klass.__module__.startswith("p2p_telemetry"):
+        if not klass.__module__.startswith("p2p_telemetry") or klass in skip:
             continue
         for name, member in vars(klass).items():
             if name.startswith("_") or (dataclasses.is_dataclass(klass) and name in klass.__dataclass_fields__):
@@ -317,6 +330,13 @@ def _instance_groups(cls: type) -> list[tuple[str, type]]:
                 if not name.startswith("_") and type(value).__module__.startswith("p2p_telemetry")]
 
 
+def _shared_bases(classes: list[type]) -> tuple[type, ...]:
+    """This package's base classes that two or more of ``classes`` derive from (documented once)."""
+    bases = dict.fromkeys(base for cls in classes for base in cls.__mro__[1:]
+                          if base.__module__.startswith("p2p_telemetry"))
+    return tuple(base for base in bases if sum(issubclass(cls, base) for cls in classes) >= 2)
+
+
 def _document(module: str, name: str, obj: Any) -> list[str]:
     qualified = f"{module}.{name}"
     lines = [f"### {name}", ""]
@@ -342,10 +362,17 @@ def _document(module: str, name: str, obj: Any) -> list[str]:
                 lines += ["Methods and properties:", ""]
                 for member_name, member in members:
                     lines += _member(name, member_name, member)
-            for attribute, group in _instance_groups(obj):
+            groups = _instance_groups(obj)
+            shared = _shared_bases([group for _, group in groups])
+            for attribute, group in groups:
                 lines += [f"`{name}.{attribute}`, a `{group.__name__}`:", ""]
-                for member_name, member in _own_members(group):
+                for member_name, member in _own_members(group, skip=shared):
                     lines += _member(attribute, member_name, member)
+            for base in shared:
+                owners = ", ".join(f"`{attribute}`" for attribute, group in groups if issubclass(group, base))
+                lines += [f"{owners}: each is a `{base.__name__}`, and also has:", ""]
+                for member_name, member in _own_members(base):
+                    lines += _member("group", member_name, member)
         return lines
     if callable(obj):
         keyword = "async def" if inspect.iscoroutinefunction(obj) else "def"
