@@ -48,7 +48,14 @@ from .groups.network import (
 )
 from .groups.peers import LATENCY_BUCKETS, PEER_LATENCY, PEER_REPUTATION, PEERS
 from .groups.protocols import PROTOCOL_EVENTS
-from .groups.resources import BANDWIDTH, CPU_UTILIZATION, MEMORY_USAGE, STORAGE_USAGE
+from .groups.resources import (
+                         BANDWIDTH,
+                         CPU_UTILIZATION,
+                         MEMORY_USAGE,
+                         PROCESS_CPU_UTILIZATION,
+                         PROCESS_MEMORY_USAGE,
+                         STORAGE_USAGE,
+)
 from .groups.telemetry import ALERT_ACTIVE, TELEMETRY_REJECTED
 from .metric import Kind, MetricSpec
 
@@ -56,7 +63,7 @@ __all__ = [
     "Kind", "MetricSpec", "CATALOGUE", "BY_NAME", "GROUP_OF",
     "NETWORK_IO", "CONNECTION_ACTIVE", "CONNECTION_ATTEMPTS", "CONNECTION_FAILURES", "CONNECTION_SETUP",
     "CONNECTION_DURATION", "PROTOCOL_EVENTS", "PEERS", "PEER_LATENCY", "PEER_REPUTATION", "CPU_UTILIZATION",
-    "MEMORY_USAGE", "BANDWIDTH", "STORAGE_USAGE", "ALERT_ACTIVE", "TELEMETRY_REJECTED",
+    "MEMORY_USAGE", "BANDWIDTH", "STORAGE_USAGE", "PROCESS_CPU_UTILIZATION", "PROCESS_MEMORY_USAGE", "ALERT_ACTIVE", "TELEMETRY_REJECTED",
     "SETUP_BUCKETS", "LIFETIME_BUCKETS", "LATENCY_BUCKETS",
     # the attribute vocabulary of attributes.py, re-exported
     "ALERTNAME", "ALERTSTATE", "CONNECTION_DIRECTION", "CONNECTION_DIRECTIONS", "DEFAULT_PROTOCOLS", "ERROR_TYPE",

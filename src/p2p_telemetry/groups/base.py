@@ -10,6 +10,7 @@ their specs from there and ``MetricsCollector`` builds them from there.
 from __future__ import annotations
 
 import os
+import time
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any, ClassVar, TypeVar
@@ -35,6 +36,8 @@ class CollectorOptions:
     max_event_names: int = 32
     max_peers: int = 1_000_000
     max_topics: int = 64
+    resource_names: str = "p2p"  # "p2p", "semconv" or "both": see groups.resources.RESOURCE_NAMES
+    clock: Callable[[], float] = time.monotonic  # times resource readings; a test passes a fake one
 
 
 class GroupContext:
