@@ -15,10 +15,14 @@ def identity(instance: str) -> dict[str, str]:
     return {"service_name": SERVICE, "service_instance_id": instance}
 
 
+def node_resource(instance: str = "node-1") -> Resource:
+    """The Resource of the node ``instance``, as configure(service_instance_id=...) makes it."""
+    return Resource.create({"service.name": SERVICE, "service.instance.id": instance})
+
+
 def node_provider(instance: str = "node-1", *readers: MetricReader) -> MeterProvider:
-    """A provider whose Resource says which node it is, as configure(service_instance_id=...) makes one."""
-    resource = Resource.create({"service.name": SERVICE, "service.instance.id": instance})
-    return MeterProvider(metric_readers=list(readers), resource=resource)
+    """A provider whose Resource says which node it is."""
+    return MeterProvider(metric_readers=list(readers), resource=node_resource(instance))
 
 
 class Clock:

@@ -13,6 +13,7 @@ from collections.abc import Callable
 
 import pytest
 from alert_nodes import node_provider
+from opentelemetry.sdk.metrics.export import InMemoryMetricReader
 
 from p2p_telemetry import AlertConfig, AlertManager, AlertmanagerSink, CallbackSink, MetricsCollector, ResourceMetrics
 from p2p_telemetry.alerting.evaluator import Alert
@@ -54,8 +55,8 @@ def in_child(check: Callable[[], None]) -> None:
     assert os.WIFEXITED(status) and os.WEXITSTATUS(status) == 0, f"the child failed:\n{report}"
 
 
-def test_a_child_forked_during_an_evaluation_evaluates_and_restarts(reader):
-    provider = node_provider("node-1", reader)
+def test_a_child_forked_during_an_evaluation_evaluates_and_restarts():
+    provider = node_provider("node-1", InMemoryMetricReader())
     collector = MetricsCollector(provider, sample_resources=False)
     parent = os.getpid()
     inside, release = threading.Event(), threading.Event()

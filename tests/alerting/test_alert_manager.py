@@ -9,7 +9,7 @@ import time
 from datetime import timedelta
 
 import pytest
-from alert_nodes import T0, Clock, identity, node_provider
+from alert_nodes import T0, Clock, identity, node_provider, node_resource
 from opentelemetry import metrics
 from opentelemetry.sdk.metrics import MeterProvider
 from opentelemetry.sdk.metrics.export import InMemoryMetricReader
@@ -33,16 +33,16 @@ from p2p_telemetry import (
     default_rules,
 )
 from p2p_telemetry.alerting.evaluator import Evaluator, extrapolated_increase
+from p2p_telemetry.testing import TelemetryCapture
 
 NODE = identity("node-1")
 
 
 @pytest.fixture
-def provider(reader):
-    """An SDK provider whose Resource names the node ``node-1`` (overrides the shared fixture)."""
-    provider = node_provider("node-1", reader)
-    yield provider
-    provider.shutdown()
+def capture():
+    """The shared fixture's capture, on a provider whose Resource names the node ``node-1``."""
+    with TelemetryCapture(resource=node_resource("node-1")) as telemetry:
+        yield telemetry
 
 
 @pytest.fixture

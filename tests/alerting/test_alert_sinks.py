@@ -291,6 +291,10 @@ def test_bad_headers_are_refused_naming_the_header_never_its_value():
         AlertmanagerSink("http://127.0.0.1:9093", headers={"X-Token": 42})  # type: ignore[dict-item]
     with pytest.raises(ValueError, match="max_backoff"):
         AlertmanagerSink("http://127.0.0.1:9093", min_backoff=2, max_backoff=1)
+    with pytest.raises(ValueError, match="verify"):
+        AlertmanagerSink("https://127.0.0.1:9093", verify="/nonexistent/ca.pem")
+    with pytest.raises(TypeError, match="verify"):
+        AlertmanagerSink("https://127.0.0.1:9093", verify=1)  # type: ignore[arg-type]
 
 
 # -- jittered exponential backoff ------------------------------------------------------------------------

@@ -139,6 +139,8 @@ class AlertmanagerSink:
                 raise SettingTypeError(f"AlertmanagerSink {name} must be a callable returning seconds, got {source!r}")
         if not isinstance(verify, (bool, str)):
             raise SettingTypeError(f"AlertmanagerSink verify must be a bool or the path of a CA bundle, got {verify!r}")
+        if isinstance(verify, str) and not os.path.exists(verify):
+            raise ValueError(f"AlertmanagerSink verify: no CA bundle at {verify!r}")
         path = parsed.path.rstrip("/")
         path = path if path.endswith("/api/v2/alerts") else path + "/api/v2/alerts"
         # user:password@ in the URL becomes the Authorization header below: never part of the URL used,
