@@ -23,6 +23,7 @@ from typing import Any
 from p2p_telemetry import attributes as attributes_module
 from p2p_telemetry import catalogue as c
 from p2p_telemetry.catalogue import Kind, MetricSpec
+from p2p_telemetry.groups import REGISTRY
 
 ROOT = Path(__file__).resolve().parent.parent
 REFERENCE = ROOT / "docs" / "reference"
@@ -99,6 +100,14 @@ METRIC_NOTES: dict[str, str] = {
     "p2p.telemetry.rejected": "Measurements dropped as invalid (a negative or float byte count, a NaN latency, "
                               "...): record calls never raise.",
 }
+
+
+# A metric group documents what it adds (its attribute keys, title, notes) in its own module.
+for _group in REGISTRY:
+    ATTRIBUTES.update(_group.attribute_docs)
+    METRIC_NOTES.update(_group.metric_notes)
+    if _group.title:
+        GROUP_TITLES[_group.name] = _group.title
 
 
 def _instrument(spec: MetricSpec) -> tuple[str, str]:

@@ -12,6 +12,7 @@ from opentelemetry.metrics import MeterProvider
 from .attributes import DEFAULT_PROTOCOLS, IO_DIRECTIONS, OTHER, TRANSPORTS, UNKNOWN
 from .bounds import NameSet, Rejections, SettingTypeError
 from .groups import REGISTRY, CollectorOptions, GroupContext, MetricGroup
+from .groups.base import G
 from .groups.network import NetworkGroup
 from .groups.peers import PeerGroup
 from .groups.protocols import ProtocolGroup
@@ -120,6 +121,13 @@ class MetricsCollector:
     def hub(self) -> InstrumentHub:
         """The provider's instruments (for components that export more catalogue metrics)."""
         return self._hub
+
+    def group(self, cls: type[G]) -> G:
+        """The collector's group of class ``cls`` (typed access to any registered group)."""
+        for group in self._groups:
+            if isinstance(group, cls):
+                return group
+        raise LookupError(f"{cls.__name__} is not a registered metric group")
 
     @property
     def groups(self) -> tuple[MetricGroup, ...]:

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import os
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import Any, ClassVar, TypeVar
 
@@ -69,6 +69,11 @@ class MetricGroup:
     name: ClassVar[str]
     #: The metrics this group reports, as the catalogue lists them.
     specs: ClassVar[tuple[MetricSpec, ...]]
+    #: For the reference documentation: the group's section title, what each attribute key it
+    #: introduces means (and its bounded values), and facts about a metric its description cannot hold.
+    title: ClassVar[str] = ""
+    attribute_docs: ClassVar[Mapping[str, str]] = {}
+    metric_notes: ClassVar[Mapping[str, str]] = {}
 
     def __init__(self, context: GroupContext) -> None:
         self._hub = context.hub
