@@ -533,3 +533,15 @@ def test_start_takes_any_duration_and_names_a_bad_one(provider):
     assert not manager.running
     with pytest.raises(TypeError, match="monotonic"):
         AlertManager(AlertConfig(sinks=[]), provider, monotonic=3.0)  # type: ignore[arg-type]
+
+
+def test_default_rules_hold_when_cpu_and_memory_carry_the_semantic_convention_names(provider):
+    from p2p_telemetry import MonitoringConfig, MonitoringSystem
+
+    config = MonitoringConfig(sample_resources=False, resource_names="semconv", alert_check_interval=60.0,
+                              alert_config=AlertConfig(sinks=[]))
+    with MonitoringSystem(config, meter_provider=provider) as monitoring:
+        monitoring.metrics.record_resource_metrics(ResourceMetrics(cpu_usage=95.0, memory_usage=2 << 30))
+        monitoring.alert_manager.evaluate()
+        assert monitoring.alert_manager.has_alert(AlertType.HIGH_CPU_USAGE)
+        assert monitoring.alert_manager.has_alert(AlertType.HIGH_MEMORY_USAGE)

@@ -197,15 +197,19 @@ class AlertManager:
             return {}
         data = reader.get_metrics_data()  # type: ignore[attr-defined]
         readings: dict[str, list[tuple[Any, float]]] = {}
+        same_figure: dict[str, list[tuple[Any, float]]] = {}  # reported under its semantic-convention name
         for resource_metrics in (data.resource_metrics if data is not None else ()):
             self._learn_identity(resource_metrics.resource)
             for scope_metrics in resource_metrics.scope_metrics:
                 if scope_metrics.scope.name != METER_NAME:
                     continue
                 for metric in scope_metrics.metrics:
-                    if metric.name in self._wanted:
-                        readings.setdefault(metric.name, []).extend(
-                            (p.attributes, p.value) for p in metric.data.data_points)
+                    name = c.SAME_FIGURE.get(metric.name, metric.name)
+                    if name in self._wanted:
+                        into = same_figure if name != metric.name else readings
+                        into.setdefault(name, []).extend((p.attributes, p.value) for p in metric.data.data_points)
+        for name, points in same_figure.items():
+            readings.setdefault(name, points)
         return readings
 
     def _learn_identity(self, resource: Resource) -> None:

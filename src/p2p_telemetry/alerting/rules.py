@@ -25,7 +25,7 @@ AGGREGATIONS = ("value", "increase", "rate")
 _NAME = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
 _PLACEHOLDER = re.compile(r"\{([^{}]*)\}")
 # The node's identity as alert labels: Prometheus's names of the resource's service.name and service.instance.id.
-SERVICE_NAME, SERVICE_INSTANCE_ID = "service_name", "service_instance_id"
+SERVICE_NAME, SERVICE_INSTANCE_ID = c.SERVICE_NAME_LABEL, c.SERVICE_INSTANCE_ID_LABEL
 NODE_LABELS = (SERVICE_NAME, SERVICE_INSTANCE_ID)
 RESERVED_LABELS = ("alertname", "severity", *NODE_LABELS)  # set by the rule and the node, never by rule labels
 
