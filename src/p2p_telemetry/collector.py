@@ -3,7 +3,8 @@
 from __future__ import annotations
 
 import os
-from collections.abc import Iterable, Mapping
+import time
+from collections.abc import Callable, Iterable, Mapping
 
 from opentelemetry import metrics
 from opentelemetry.metrics import MeterProvider
@@ -11,6 +12,7 @@ from opentelemetry.metrics import MeterProvider
 from .attributes import DEFAULT_PROTOCOLS, IO_DIRECTIONS, OTHER, TRANSPORTS, UNKNOWN
 from .bounds import NameSet, Rejections, SettingTypeError
 from .groups import REGISTRY, CollectorOptions, GroupContext, MetricGroup
+from .groups.base import G
 from .groups.identify import IdentifyGroup
 from .groups.kad import KadGroup
 from .groups.network import NetworkGroup
@@ -54,6 +56,7 @@ class MetricsCollector:
     (``p2p.node.cpu.utilization``, ``p2p.node.memory.usage``; the default), ``"semconv"`` (the
     semantic conventions' ``process.cpu.utilization`` and ``process.memory.usage``, as
     opentelemetry-instrumentation-system-metrics reports them) or ``"both"`` (while dashboards move).
+    ``clock`` is the monotonic clock resource readings are timed with (tests pass a fake one).
 
     With ``meter_provider=None`` it uses the global provider, so it can be dropped into a node
     that set up OpenTelemetry itself. Every record method is safe from any thread and never
@@ -75,7 +78,8 @@ class MetricsCollector:
     def __init__(self, meter_provider: MeterProvider | None = None, sample_resources: bool = True,
                  protocols: Iterable[str] = (), peer_series_limit: int = 10,
                  data_dir: str | os.PathLike[str] | None = None, *, max_event_names: int = 32,
-                 max_peers: int = 1_000_000, resource_names: str = "p2p") -> None:
+                 max_peers: int = 1_000_000, resource_names: str = "p2p",
+                 clock: Callable[[], float] = time.monotonic) -> None:
         if not isinstance(sample_resources, bool):
             raise SettingTypeError(f"sample_resources must be a bool, got {sample_resources!r}")
         if isinstance(protocols, (str, bytes)) or not isinstance(protocols, Iterable):
@@ -91,6 +95,8 @@ class MetricsCollector:
             raise SettingTypeError(f"resource_names must be a str, got {resource_names!r}")
         if resource_names not in RESOURCE_NAMES:
             raise ValueError(f"resource_names must be one of {tuple(RESOURCE_NAMES)}, got {resource_names!r}")
+        if not callable(clock):
+            raise SettingTypeError(f"clock must be a callable returning monotonic seconds, got {clock!r}")
         protocols = list(protocols)
 
         self.meter_provider = meter_provider if meter_provider is not None else metrics.get_meter_provider()
@@ -112,7 +118,7 @@ class MetricsCollector:
         self.rejections = Rejections()
         options = CollectorOptions(sample_resources=sample_resources, peer_series_limit=peer_series_limit,
                                    data_dir=data_dir, max_event_names=max_event_names, max_peers=max_peers,
-                                   resource_names=resource_names)
+                                   resource_names=resource_names, clock=clock)
         context = GroupContext(hub, self.rejections, registry, options)
         self._groups: list[MetricGroup] = []
         for group_class in REGISTRY:
@@ -125,6 +131,13 @@ class MetricsCollector:
     def hub(self) -> InstrumentHub:
         """The provider's instruments (for components that export more catalogue metrics)."""
         return self._hub
+
+    def group(self, cls: type[G]) -> G:
+        """The collector's group of class ``cls`` (typed access to any registered group)."""
+        for group in self._groups:
+            if isinstance(group, cls):
+                return group
+        raise LookupError(f"{cls.__name__} is not a registered metric group")
 
     @property
     def groups(self) -> tuple[MetricGroup, ...]:

@@ -93,7 +93,7 @@ class _Observed:
         self.after = after
         self.sources: tuple[Registration, ...] = ()
         self.instrument: Any = None
-        self._failed: set[int] = set()
+        self._failed: set[Registration] = set()
 
     def callback(self, options: CallbackOptions) -> list[Observation]:
         per_source: list[list[Point]] = []
@@ -101,8 +101,8 @@ class _Observed:
             try:
                 per_source.append(list(registration.source()))
             except Exception:  # a broken source never breaks the other metrics
-                if id(registration) not in self._failed:
-                    self._failed.add(id(registration))
+                if registration not in self._failed:
+                    self._failed.add(registration)
                     logger.exception("p2p-telemetry: reading %s failed", self.spec.name)
         if len(per_source) == 1 and self.combine in (sum_points, first_points):
             points = per_source[0]
