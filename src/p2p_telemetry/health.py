@@ -28,7 +28,7 @@ import threading
 import time
 from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import anyio
 
@@ -36,6 +36,9 @@ from .bounds import seconds
 from .collector import MetricsCollector
 from .groups.network import error_type
 from .model import HealthStatus
+
+if TYPE_CHECKING:  # at run time, module __getattr__ below imports it on first use
+    from .integrations.libp2p.ping import Libp2pPingProbe
 
 __all__ = ["HealthPolicy", "HealthChecker", "Probe", "tcp_connect_probe", "Libp2pPingProbe"]
 

@@ -36,6 +36,17 @@ class IdentifyGroup(MetricGroup):
 
     name: ClassVar[str] = "identify"
     specs: ClassVar[tuple[MetricSpec, ...]] = SPECS
+    title: ClassVar[str] = "Identify (py-libp2p)"
+    attribute_docs: ClassVar[dict[str, str]] = {
+        IDENTIFY_EVENT: f"{', '.join(f'`{e}`' for e in IDENTIFY_EVENTS)}: an answer to this node's request applied, "
+                        "this node answered a request, a push applied, a push sent; `error` when any of them failed "
+                        "or a connected peer gave no usable answer.",
+    }
+    metric_notes: ClassVar[dict[str, str]] = {
+        PEER_PROTOCOLS.name: "One point per protocol registered on this node (a py-libp2p host: the protocols it "
+                             "has handlers for), each the number of connected peers that announced it: \"how many "
+                             "of my peers speak gossipsub\". Read at collection.",
+    }
 
     def __init__(self, context: GroupContext) -> None:
         super().__init__(context)

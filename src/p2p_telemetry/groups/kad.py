@@ -39,6 +39,22 @@ class KadGroup(MetricGroup):
 
     name: ClassVar[str] = "kad"
     specs: ClassVar[tuple[MetricSpec, ...]] = SPECS
+    title: ClassVar[str] = "Kademlia DHT (py-libp2p)"
+    attribute_docs: ClassVar[dict[str, str]] = {
+        KAD_REQUEST_TYPE: f"{', '.join(f'`{t}`' for t in KAD_REQUEST_TYPES)}. A query's type is that of the "
+                          "requests it makes: `find_peer` and a routing table refresh are `find_node`, `provide` is "
+                          "`add_provider`, `find_providers` is `get_providers`.",
+        KAD_QUERY_OUTCOME: f"{', '.join(f'`{o}`' for o in KAD_QUERY_OUTCOMES)}: `not_found` when the query found "
+                           "nothing (no value, no peer, no provider); `error` when it raised, was cancelled, or a "
+                           "`provide` reached no peer.",
+    }
+    metric_notes: ClassVar[dict[str, str]] = {
+        KAD_INBOUND_REQUESTS.name: "The same counts as py-libp2p's own `kad_inbound_*` counters (summed over their "
+                                   "peer ids); their total is its `kad_inbound_total`.",
+        KAD_QUERY_DURATION.name: "Recorded once when a query this node makes ends (a query made inside another is "
+                                 "part of it): the histogram's count is the number of queries.",
+        KAD_ROUTING_TABLE_PEERS.name: "Read at collection.",
+    }
 
     def __init__(self, context: GroupContext) -> None:
         super().__init__(context)

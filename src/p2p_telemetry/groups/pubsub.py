@@ -12,7 +12,15 @@ from collections.abc import Callable, Iterable
 from typing import ClassVar
 
 from .._fork import after_fork_in_child
-from ..attributes import IO_DIRECTION, IO_DIRECTIONS, PUBSUB_EVENT, PUBSUB_RPC_PART, PUBSUB_RPC_PARTS, PUBSUB_TOPIC
+from ..attributes import (
+    IO_DIRECTION,
+    IO_DIRECTIONS,
+    PUBSUB_EVENT,
+    PUBSUB_EVENTS,
+    PUBSUB_RPC_PART,
+    PUBSUB_RPC_PARTS,
+    PUBSUB_TOPIC,
+)
 from ..bounds import NameSet, choices, fold
 from ..cells import Counter, Family, counter_points, new_counter
 from ..histograms import BatchedHistogram
@@ -49,6 +57,11 @@ SPECS = (PUBSUB_MESSAGES, PUBSUB_MESSAGE_SIZE, PUBSUB_RPC, PUBSUB_MESH_PEERS, PU
 TopicCounts = Callable[[], Iterable[tuple[str, int]]]
 
 _DIRECTIONS = choices(*IO_DIRECTIONS)
+
+
+def _list(values: Iterable[str]) -> str:
+    return ", ".join(f"`{value}`" for value in values)
+
 _PARTS = choices(*PUBSUB_RPC_PARTS)
 
 
@@ -85,6 +98,25 @@ class PubsubGroup(MetricGroup):
 
     name: ClassVar[str] = "pubsub"
     specs: ClassVar[tuple[MetricSpec, ...]] = SPECS
+    title: ClassVar[str] = "Pubsub (py-libp2p gossipsub, floodsub)"
+    attribute_docs: ClassVar[dict[str, str]] = {
+        PUBSUB_TOPIC: "a topic this node subscribed to or published on, at most `max_topics` of them (default 64); "
+                      "any other topic (one only remote peers use, or one past the bound) counts under `other` in "
+                      "`p2p.pubsub.messages` and is not reported by the peer gauges.",
+        PUBSUB_EVENT: f"{_list(PUBSUB_EVENTS)}: `published` by this node; `received` from a peer (duplicates "
+                      "included); `delivered` to this node's subscription (a new, valid message, once); `duplicate` "
+                      "(already seen); `rejected` (failed validation or its signature).",
+        PUBSUB_RPC_PART: f"{_list(PUBSUB_RPC_PARTS)}: one count per RPC that carries the part.",
+    }
+    metric_notes: ClassVar[dict[str, str]] = {
+        PUBSUB_MESSAGES.name: "A node that publishes K messages on a topic counts K `published`; a subscriber that "
+                              "gets all of them counts exactly K `delivered`. Every message received is exactly one "
+                              "of `delivered`, `duplicate`, `rejected` (for a subscribed topic).",
+        PUBSUB_MESSAGE_SIZE.name: "The data size of each message received or published.",
+        PUBSUB_RPC.name: "Over `receive`, the same counts as py-libp2p's own `gossipsub_publish_total`, "
+                         "`gossipsub_subopts_total` and `gossipsub_control_total` (summed over their peer ids).",
+        PUBSUB_TOPIC_PEERS.name: "Read at collection from the router's view of its peers' subscriptions.",
+    }
 
     def __init__(self, context: GroupContext) -> None:
         super().__init__(context)

@@ -38,6 +38,18 @@ class RcmgrGroup(MetricGroup):
 
     name: ClassVar[str] = "rcmgr"
     specs: ClassVar[tuple[MetricSpec, ...]] = SPECS
+    title: ClassVar[str] = "Resource manager (py-libp2p)"
+    attribute_docs: ClassVar[dict[str, str]] = {
+        RCMGR_RESOURCE: f"{', '.join(f'`{r}`' for r in RCMGR_RESOURCES)} (`fds` where the manager tracks them; "
+                        "py-libp2p 0.8 does not).",
+        RCMGR_SCOPE: f"{', '.join(f'`{s}`' for s in RCMGR_SCOPES)} (`transient` where the manager has one; "
+                     "py-libp2p 0.8 keeps system-level counts only).",
+    }
+    metric_notes: ClassVar[dict[str, str]] = {
+        RCMGR_USAGE.name: "Read at collection from the host's resource manager (`new_host` makes one by default); "
+                          "not reported for a host without one.",
+        RCMGR_BLOCKED.name: "The same counts as the resource manager's own blocked counters.",
+    }
 
     def __init__(self, context: GroupContext) -> None:
         super().__init__(context)

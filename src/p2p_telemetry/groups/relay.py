@@ -26,6 +26,13 @@ class RelayGroup(MetricGroup):
 
     name: ClassVar[str] = "relay"
     specs: ClassVar[tuple[MetricSpec, ...]] = SPECS
+    title: ClassVar[str] = "Circuit relay v2 (py-libp2p)"
+    attribute_docs: ClassVar[dict[str, str]] = {
+        RELAY_EVENT: f"{', '.join(f'`{e}`' for e in RELAY_EVENTS)}. As a relay: reservations it accepted (renewals "
+                     "included) or refused, circuits it opened, that ended, or that it could not open. As a client: "
+                     "its reservations the relay accepted or refused, its relayed connections opened and closed, "
+                     "its dials through a relay that failed.",
+    }
 
     def __init__(self, context: GroupContext) -> None:
         super().__init__(context)

@@ -17,8 +17,7 @@ node's own handlers, topics the node's own subscriptions and publications.
 Importing this package does not import py-libp2p.
 """
 
-from . import patches
 from .host import HostInstrumentation, instrument_host
 from .ping import PING_PROTOCOL, Libp2pPingProbe
 
-__all__ = ["instrument_host", "HostInstrumentation", "PING_PROTOCOL", "Libp2pPingProbe", "patches"]
+__all__ = ["instrument_host", "HostInstrumentation", "PING_PROTOCOL", "Libp2pPingProbe"]

@@ -29,7 +29,7 @@ if TYPE_CHECKING:
 
 __all__ = ["RelayInstrumentation", "PATCHES", "attachable"]
 
-_CIRCUIT: contextvars.ContextVar[list[bool] | None] = contextvars.ContextVar("p2p_telemetry_circuit", default=None)
+_CIRCUIT: contextvars.ContextVar[list[str] | None] = contextvars.ContextVar("p2p_telemetry_circuit", default=None)
 
 
 def attachable() -> dict[type, Callable[[HostInstrumentation, Any], RelayInstrumentation]]:
