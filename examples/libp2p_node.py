@@ -18,6 +18,8 @@ from contextlib import AsyncExitStack
 import multiaddr
 import trio
 from libp2p import new_host
+from libp2p.abc import IHost, INetStream
+from libp2p.custom_types import TProtocol
 from libp2p.kad_dht.kad_dht import DHTMode, KadDHT
 from libp2p.peer.peerinfo import info_from_p2p_addr
 from libp2p.pubsub.gossipsub import GossipSub
@@ -37,7 +39,7 @@ from p2p_telemetry import (
 )
 from p2p_telemetry.integrations.libp2p import instrument_host
 
-CHAT = "/example/chat/1.0.0"
+CHAT = TProtocol("/example/chat/1.0.0")
 TOPIC = "example-news"
 LISTEN = [multiaddr.Multiaddr("/ip4/127.0.0.1/tcp/0")]
 SERIES = ("p2p_connection_active", "p2p_network_io_bytes_total", "p2p_peers", "p2p_peer_latency_seconds_count",
@@ -46,7 +48,7 @@ SERIES = ("p2p_connection_active", "p2p_network_io_bytes_total", "p2p_peers", "p
           "p2p_peer_protocols")
 
 
-class Notes(Validator):  # type: ignore[misc]
+class Notes(Validator):
     """Values under ``/notes/``: any non-empty value."""
 
     def validate(self, key: str, value: bytes) -> None:
@@ -57,15 +59,15 @@ class Notes(Validator):  # type: ignore[misc]
         return 0
 
 
-async def answer(stream) -> None:
+async def answer(stream: INetStream) -> None:
     """The peer's side of the chat protocol: read one message, reply, close."""
     message = await stream.read(1024)
     await stream.write(b"ack " + message)
     await stream.close()
 
 
-def services(host) -> tuple[Pubsub, GossipSub, KadDHT]:
-    router = GossipSub(protocols=["/meshsub/1.1.0"], degree=2, degree_low=1, degree_high=3, heartbeat_interval=1)
+def services(host: IHost) -> tuple[Pubsub, GossipSub, KadDHT]:
+    router = GossipSub(protocols=[TProtocol("/meshsub/1.1.0")], degree=2, degree_low=1, degree_high=3, heartbeat_interval=1)
     dht = KadDHT(host, DHTMode.SERVER)
     dht.register_validator("notes", Notes())
     return Pubsub(host, router), router, dht
@@ -113,7 +115,9 @@ def main() -> None:
     parser.add_argument("--port", type=int, default=9464, help="Prometheus port on 127.0.0.1 (0: any free one)")
     args = parser.parse_args()
     provider = configure(service_name="libp2p-example-node", exporters=["prometheus"], prometheus_port=args.port)
-    url = setup_info(provider).prometheus_url
+    info = setup_info(provider)
+    assert info is not None and info.prometheus_url is not None
+    url = info.prometheus_url
     print(f"serving Prometheus metrics at {url} for {args.duration:g} s")
     collector = MetricsCollector(provider)
     trio.run(run, args.duration, collector)
