@@ -67,7 +67,8 @@ async def answer(stream: INetStream) -> None:
 
 
 def services(host: IHost) -> tuple[Pubsub, GossipSub, KadDHT]:
-    router = GossipSub(protocols=[TProtocol("/meshsub/1.1.0")], degree=2, degree_low=1, degree_high=3, heartbeat_interval=1)
+    router = GossipSub(protocols=[TProtocol("/meshsub/1.1.0")], degree=2, degree_low=1, degree_high=3,
+                       heartbeat_interval=1)
     dht = KadDHT(host, DHTMode.SERVER)
     dht.register_validator("notes", Notes())
     return Pubsub(host, router), router, dht
