@@ -18,7 +18,7 @@ from concurrent.futures import ProcessPoolExecutor
 from importlib.metadata import version
 from typing import TypeVar
 
-from benchmarks import alerts, asyncio_streams, hot_path, peers, soak
+from benchmarks import alerts, asyncio_streams, hot_path, libp2p, peers, soak
 from benchmarks._timing import table
 
 T = TypeVar("T")
@@ -62,6 +62,7 @@ def main() -> None:
     r = in_fresh_process(asyncio_streams.overhead, 16 if args.quick else 64, 5 if args.quick else 11)
     rows.append(("asyncio streams, 4 KiB writes", f"{r['overhead_pct']:+.1f} % CPU",
                  f"{r['plain']:.2f} -> {r['instrumented']:.2f} ms/MiB; target <= 5 %"))
+    rows += in_fresh_process(libp2p.rows, 600 if args.quick else 2000, 3 if args.quick else 5)
     s = soak.soak(40.0 if args.quick else 120.0)
     rows.append((f"soak {s.seconds:.0f} s: telemetry CPU", f"{s.telemetry_cpu_share:.2%} of a core",
                  f"RSS {s.rss_drift:+.1%}, series {s.series_after_warmup} -> {s.series_at_end}; target < 2 %"))

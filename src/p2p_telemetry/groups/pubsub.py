@@ -8,6 +8,8 @@ calls (``topic(name, own=True)``) add a topic, so a remote peer never adds a val
 from __future__ import annotations
 
 import threading
+from array import array
+from collections import deque
 from collections.abc import Callable, Iterable
 from typing import ClassVar
 
@@ -23,7 +25,7 @@ from ..attributes import (
 )
 from ..bounds import NameSet, choices, fold
 from ..cells import Counter, Family, counter_points, new_counter
-from ..histograms import BatchedHistogram
+from ..histograms import BATCH_SIZE, BatchedHistogram
 from ..instruments import Points
 from ..metric import Kind, MetricSpec
 from .base import GroupContext, MetricGroup
@@ -66,19 +68,26 @@ _PARTS = choices(*PUBSUB_RPC_PARTS)
 
 
 class TopicBook:
-    """The handles of one topic: ``book.received.add(1)``, ``book.size(n)``; made by ``PubsubGroup.topic``."""
+    """The handles of one topic: ``book.received.add(1)``, ``book.size(n)``; made by ``PubsubGroup.topic``.
 
-    __slots__ = ("name", "published", "received", "delivered", "duplicate", "rejected", "_sizes", "_group")
+    Message sizes wait in a deque until the next collection (or until ``BATCH_SIZE`` of them are
+    pending): ``deque.append`` and ``popleft`` are atomic, so recording takes no lock and the
+    collection thread, draining it, loses no sample.
+    """
+
+    __slots__ = ("name", "published", "received", "delivered", "duplicate", "rejected", "sizes", "_histogram",
+                 "_group")
 
     def __init__(self, group: PubsubGroup, name: str, counter: Callable[[str], Counter],
-                 sizes: BatchedHistogram) -> None:
+                 histogram: BatchedHistogram) -> None:
         self.name = name
         self.published = counter("published")
         self.received = counter("received")
         self.delivered = counter("delivered")
         self.duplicate = counter("duplicate")
         self.rejected = counter("rejected")
-        self._sizes = sizes
+        self.sizes: deque[int] = deque()
+        self._histogram = histogram
         self._group = group
 
     def size(self, n: int) -> None:
@@ -86,11 +95,19 @@ class TopicBook:
         if n.__class__ is not int or n < 0:
             self._group._rejections.reject("type" if n.__class__ is not int else "range", PUBSUB_MESSAGE_SIZE.name)
             return
-        group = self._group
-        with group._size_lock:
-            full = self._sizes.record(n, 0)
-        if full:
-            group.flush_sizes()
+        sizes = self.sizes
+        sizes.append(n)
+        if len(sizes) >= BATCH_SIZE:
+            self._group.flush_sizes()
+
+    def _hand_over(self) -> None:
+        # Called with the group's flush lock held: this is the only place that drains the deque.
+        sizes = self.sizes
+        pending = array("d")
+        for _ in range(len(sizes)):
+            pending.append(sizes.popleft())
+        if pending:
+            self._histogram.hand_over([pending])
 
 
 class PubsubGroup(MetricGroup):
@@ -122,14 +139,13 @@ class PubsubGroup(MetricGroup):
         super().__init__(context)
         #: The node's own topics (subscribed or published), bounded by ``max_topics``.
         self.topics = NameSet("pubsub topics", capacity=context.options.max_topics)
-        self._exemplar_filter = context.hub.exemplar_filter
         self._messages: Family[Counter] = Family(PUBSUB_MESSAGES.attributes,
                                                  new_counter(context.rejections, PUBSUB_MESSAGES.name))
         self._rpc: Family[Counter] = Family(PUBSUB_RPC.attributes, new_counter(context.rejections, PUBSUB_RPC.name))
         self._sizes_instrument = self.histogram(PUBSUB_MESSAGE_SIZE)
         self._books: dict[str, TopicBook] = {}  # by topic as given; only accepted names, so it stays bounded
         self._by_name: dict[str, TopicBook] = {}  # by folded name (``other`` included)
-        self._size_lock = threading.Lock()
+        self._flush_lock = threading.Lock()
         self._books_lock = threading.Lock()
         after_fork_in_child(self)
         self.meshes: Views[TopicCounts] = Views("a pubsub router's mesh")
@@ -141,7 +157,7 @@ class PubsubGroup(MetricGroup):
         self.before_collect(self.flush_sizes)
 
     def _after_fork_in_child(self) -> None:
-        self._size_lock = threading.Lock()
+        self._flush_lock = threading.Lock()
         self._books_lock = threading.Lock()
 
     # -- recording --------------------------------------------------------------------------------
@@ -171,8 +187,9 @@ class PubsubGroup(MetricGroup):
             with self._books_lock:
                 book = self._by_name.get(name)
                 if book is None:
+                    # Only its hand-over is used (no exemplars: a message carries no trace of the node's).
                     sizes = BatchedHistogram(self._sizes_instrument, MESSAGE_SIZE_BUCKETS, [{PUBSUB_TOPIC: name}],
-                                             self._rejections, self._exemplar_filter, PUBSUB_MESSAGE_SIZE.name)
+                                             self._rejections, None, PUBSUB_MESSAGE_SIZE.name)
                     book = TopicBook(self, name, lambda event: self._messages.get((name, event)), sizes)
                     self._by_name = {**self._by_name, name: book}
         return book
@@ -189,11 +206,9 @@ class PubsubGroup(MetricGroup):
 
     def flush_sizes(self) -> None:
         """Hand the message sizes recorded since the last collection to the SDK."""
-        books = list(self._by_name.values())
-        with self._size_lock:
-            batches = [book._sizes.take() for book in books]
-        for book, taken in zip(books, batches):
-            book._sizes.hand_over(taken)
+        with self._flush_lock:
+            for book in list(self._by_name.values()):
+                book._hand_over()
 
     def close(self) -> None:
         """Hand pending sizes to the SDK, then stop reporting."""

@@ -24,6 +24,7 @@ from typing import TYPE_CHECKING, Any
 
 from ...cells import Counter
 from ...groups.pubsub import PubsubGroup, TopicBook
+from ...histograms import BATCH_SIZE
 from .patches import Patch, attaching_init
 
 if TYPE_CHECKING:
@@ -32,6 +33,7 @@ if TYPE_CHECKING:
 
 __all__ = ["PubsubInstrumentation", "RpcCounters", "PATCHES", "attachable", "events"]
 
+_OTHERS = 1024  # topics under ``other`` whose book is remembered (beyond, each is looked up again)
 _WRAPPED = ("publish", "subscribe", "_is_subscribed_to_msg", "_is_msg_seen", "notify_subscriptions", "validate_msg",
             "write_msg", "get_hello_packet")
 # The message whose seen-check answered "new" last, and how to count it rejected: see the module docstring.
@@ -102,7 +104,8 @@ class PubsubInstrumentation:
         self.pubsub = pubsub
         group = self.group = owner.collector.pubsub
         group.enable()
-        self._books: dict[str, TopicBook] = {}  # the node's own topics only: bounded by max_topics
+        self._books: dict[str, TopicBook] = {}  # topic -> its book: own topics, and at most _OTHERS others
+        self._last: tuple[Any, tuple[str, ...], tuple[TopicBook, ...]] = (None, (), ())  # see _topic_books
         for topic in list(pubsub.topic_ids):
             self._book(topic, own=True)
         self._wrapped: dict[str, Any] = {}
@@ -114,25 +117,47 @@ class PubsubInstrumentation:
 
     def _book(self, topic: Any, own: bool = False) -> TopicBook:
         book = self._books.get(topic)
-        if book is None:
+        if book is None or (own and book.name != topic):
             book = self.group.topic(topic, own=own)
-            if book.name == topic:
-                self._books[topic] = book
+            if book.name == topic or len(self._books) < (self.group.topics.capacity or 0) + _OTHERS:
+                self._books[topic] = book  # a topic under ``other`` too, up to a bound: its lookup is not cheap
         return book
 
-    def _topic_books(self, msg: Any) -> list[TopicBook]:
-        books = self._books
-        return [books.get(topic) or self._book(topic) for topic in msg.topicIDs]
+    def _topic_books(self, msg: Any) -> tuple[tuple[str, ...], tuple[TopicBook, ...]]:
+        # py-libp2p asks about one message several times in a row (subscribed? seen? delivered?) and
+        # ``msg.topicIDs`` decodes its strings at each reading: the last message's topics and books are kept.
+        last = self._last
+        if msg is last[0]:
+            return last[1], last[2]
+        ids = msg.topicIDs
+        cache = self._books
+        if len(ids) == 1:  # the usual message: one topic
+            topic = ids[0]
+            topics: tuple[str, ...] = (topic,)
+            books: tuple[TopicBook, ...] = (cache.get(topic) or self._book(topic),)
+        else:
+            topics = tuple(ids)
+            books = tuple([cache.get(topic) or self._book(topic) for topic in topics])
+        self._last = (msg, topics, books)
+        return topics, books
 
     def _wrap(self, pubsub: Any, validation_error: type[BaseException], sent: RpcCounters) -> None:
         originals = {name: getattr(pubsub, name) for name in _WRAPPED if hasattr(pubsub, name)}
-        topic_books, book = self._topic_books, self._book
+        topic_books, book, group = self._topic_books, self._book, self.group
         subscriptions = pubsub.subscribed_topics_send
+        original_publish: Any = originals.get("publish")
+        original_subscribe: Any = originals.get("subscribe")
+        original_is_subscribed: Any = originals.get("_is_subscribed_to_msg")
+        original_is_seen: Any = originals.get("_is_msg_seen")
+        original_notify: Any = originals.get("notify_subscriptions")
+        original_validate: Any = originals.get("validate_msg")
+        original_write: Any = originals.get("write_msg")
+        original_hello: Any = originals.get("get_hello_packet")
 
         async def publish(topic_id: Any, data: bytes, *args: Any, **kwargs: Any) -> Any:
             topics = [topic_id] if isinstance(topic_id, str) else list(topic_id)
             books = [book(topic, own=True) for topic in topics]
-            result = await originals["publish"](topic_id, data, *args, **kwargs)
+            result = await original_publish(topic_id, data, *args, **kwargs)
             size = len(data)
             for topic_book in books:
                 topic_book.published.add(1)
@@ -141,28 +166,31 @@ class PubsubInstrumentation:
 
         async def subscribe(topic_id: Any, *args: Any, **kwargs: Any) -> Any:
             book(topic_id, own=True)
-            return await originals["subscribe"](topic_id, *args, **kwargs)
+            return await original_subscribe(topic_id, *args, **kwargs)
 
         def is_subscribed_to_msg(msg: Any) -> bool:
-            subscribed: bool = originals["_is_subscribed_to_msg"](msg)
+            subscribed: bool = original_is_subscribed(msg)
             try:
                 size = len(msg.data)
-                for topic_book in topic_books(msg):
+                for topic_book in topic_books(msg)[1]:
                     topic_book.received.add(1)
-                    topic_book.size(size)
+                    sizes = topic_book.sizes
+                    sizes.append(size)
+                    if len(sizes) >= BATCH_SIZE:
+                        group.flush_sizes()
             except Exception:
                 pass
             return subscribed
 
         def rejected(msg: Any) -> None:
-            for topic_book in topic_books(msg):
+            for topic_book in topic_books(msg)[1]:
                 topic_book.rejected.add(1)
 
         def is_msg_seen(msg: Any) -> bool:
-            seen: bool = originals["_is_msg_seen"](msg)
+            seen: bool = original_is_seen(msg)
             try:
                 if seen:
-                    for topic_book in topic_books(msg):
+                    for topic_book in topic_books(msg)[1]:
                         topic_book.duplicate.add(1)
                 else:
                     _last_new[0], _last_new[1] = msg, rejected
@@ -171,17 +199,18 @@ class PubsubInstrumentation:
             return seen
 
         def notify_subscriptions(msg: Any) -> None:
-            originals["notify_subscriptions"](msg)
+            original_notify(msg)
             try:
-                for topic in msg.topicIDs:
+                topics, books = topic_books(msg)
+                for topic, topic_book in zip(topics, books):
                     if topic in subscriptions:
-                        (self._books.get(topic) or book(topic)).delivered.add(1)
+                        topic_book.delivered.add(1)
             except Exception:
                 pass
 
         async def validate_msg(forwarder: Any, msg: Any) -> None:
             try:
-                await originals["validate_msg"](forwarder, msg)
+                await original_validate(forwarder, msg)
             except validation_error:
                 try:
                     rejected(msg)
@@ -190,7 +219,7 @@ class PubsubInstrumentation:
                 raise
 
         async def write_msg(stream: Any, rpc: Any) -> bool:
-            written: bool = await originals["write_msg"](stream, rpc)
+            written: bool = await original_write(stream, rpc)
             if written:
                 try:
                     if rpc.publish:
@@ -204,7 +233,7 @@ class PubsubInstrumentation:
             return written
 
         def get_hello_packet() -> Any:
-            packet = originals["get_hello_packet"]()
+            packet = original_hello()
             try:
                 if packet.subscriptions:
                     sent.subscription.add(1)
