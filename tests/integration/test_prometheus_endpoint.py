@@ -16,7 +16,8 @@ from realstack import binary
 @pytest.fixture
 def endpoint(clean_global, tmp_path):
     provider = configure(prometheus_port=0, set_global=False)
-    collector = MetricsCollector(provider, protocols=["/ipfs/ping/1.0.0"], data_dir=tmp_path)
+    collector = MetricsCollector(provider, protocols=["/ipfs/ping/1.0.0"], data_dir=tmp_path,
+                                 resource_names="both")  # every resource metric, under both names
     net = collector.network
     net.bytes_sent(1000, protocol="task")
     net.bytes_received(2000, protocol="/ipfs/ping/1.0.0", transport="quic")
