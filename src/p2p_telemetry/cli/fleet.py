@@ -149,7 +149,7 @@ def write_file_sd(path: str, nodes: list[_Node]) -> None:
     folder = os.path.dirname(os.path.abspath(path))
     os.makedirs(folder, exist_ok=True)
     with tempfile.NamedTemporaryFile("w", dir=folder, prefix=".targets-", suffix=".json", delete=False) as tmp:
-        json.dump([{"targets": targets, "labels": {"fleet": "p2p-telemetry"}}], tmp, indent=1)
+        json.dump([{"targets": targets}], tmp, indent=1)  # no label: a target also listed elsewhere is scraped once
     os.replace(tmp.name, path)
 
 
