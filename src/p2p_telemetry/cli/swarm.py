@@ -177,6 +177,7 @@ class Traffic:
         self.message_interval = message_interval  # None: no messages (an idle node: health checks only)
         self._connections: dict[tuple[str, str], tuple[asyncio.StreamReader, asyncio.StreamWriter]] = {}
         self._tasks: list[asyncio.Task[None]] = []
+        self._running = False
 
     def port_of(self, peer: str) -> int:
         """The port where peer ``peer`` listens."""
@@ -188,14 +189,19 @@ class Traffic:
         for protocol in PROTOCOLS:  # every series from the start, so the set of series never grows
             for event in (*EVENTS[protocol], "timeout"):
                 self.collector.protocols.increment(protocol, event, 0)
+        self._running = True
         if self.message_interval is not None:
             self._tasks = [asyncio.create_task(self._messages(remote)) for remote in self.remotes]
             self._tasks.append(asyncio.create_task(self._failed_dials()))
 
     async def stop(self) -> None:
-        for task in self._tasks:
-            task.cancel()
-        await asyncio.gather(*self._tasks, return_exceptions=True)
+        self._running = False
+        pending = set(self._tasks)
+        while pending:  # 3.11's wait_for can swallow a cancellation that meets a result: cancel until done
+            for task in pending:
+                task.cancel()
+            _, pending = await asyncio.wait(pending, timeout=0.5)
+        self._tasks = []
         for _, writer in self._connections.values():
             writer.close()
         self._connections.clear()
@@ -214,7 +220,7 @@ class Traffic:
         """Messages of the protocols to one peer, forever; a request that times out drops the connection."""
         assert self.message_interval is not None
         events = self.collector.protocols
-        while True:
+        while self._running:
             protocol = self.rng.choice(PROTOCOLS[:3])
             sent, answered = EVENTS[protocol]
             try:
@@ -234,7 +240,7 @@ class Traffic:
 
     async def _failed_dials(self) -> None:
         """Every few seconds, a dial to a port where nothing listens."""
-        while True:
+        while self._running:
             await asyncio.sleep(self.rng.uniform(2, 6))
             with contextlib.suppress(OSError):
                 _, writer = await open_connection(HOST, closed_port(), collector=self.collector, protocol="discovery")
