@@ -4,6 +4,7 @@ dashboards' queries against them, and no process left behind however the fleet e
 
 from __future__ import annotations
 
+import hashlib
 import json
 import math
 import os
@@ -21,21 +22,44 @@ import yaml
 from prometheus_client.parser import text_string_to_metric_families
 from test_collector_config import as_query, dashboard_panels
 
-from realstack import Alertmanager, Prometheus, free_port, http_get, http_json, wait_for
+from realstack import Alertmanager, Prometheus, free_port, http_get, http_json, port_open, wait_for
 
 CONFIG = Path(__file__).resolve().parents[2] / "collector-config"
 COMMAND = str(Path(sys.executable).parent / "p2p-telemetry")
 pytestmark = pytest.mark.integration
 
 
+def hashmod(address: str, modulus: int) -> int:
+    """Prometheus's ``hashmod`` relabelling of one value: the last 8 bytes of its MD5, big-endian, modulo."""
+    return int.from_bytes(hashlib.md5(address.encode()).digest()[8:], "big") % modulus
+
+
+def base_port_split_in_two(nodes: int) -> int:
+    """A base port whose ``nodes`` consecutive ports are free and hash to both of two shards.
+
+    Taken below the kernel's ephemeral range (32768+), where no free_port() of another test lands.
+    """
+    for base in range(20000, 32000 - nodes, nodes):
+        addresses = [f"127.0.0.1:{port}" for port in range(base, base + nodes)]
+        if {hashmod(a, 2) for a in addresses} == {0, 1} and not any(port_open(base + i) for i in range(nodes)):
+            try:
+                for port in range(base, base + nodes):
+                    with socket.socket() as probe:
+                        probe.bind(("127.0.0.1", port))
+            except OSError:
+                continue
+            return base
+    raise AssertionError("no free range of ports")
+
+
 class Fleet:
     """``p2p-telemetry fleet`` as a child process, with its output in a file and its nodes' PIDs."""
 
-    def __init__(self, tmp_path: Path, nodes: int, *args: str) -> None:
+    def __init__(self, tmp_path: Path, nodes: int, *args: str, base_port: int = 0) -> None:
         self.targets_file = tmp_path / "fleet" / "targets.json"
         self.log = tmp_path / "fleet.log"
         with open(self.log, "wb") as log:
-            self.proc = subprocess.Popen([COMMAND, "fleet", "--nodes", str(nodes), "--base-port", "0",
+            self.proc = subprocess.Popen([COMMAND, "fleet", "--nodes", str(nodes), "--base-port", str(base_port),
                                           "--file-sd", str(self.targets_file), *args],
                                          stdout=log, stderr=subprocess.STDOUT, start_new_session=True)
         self.nodes = nodes
@@ -184,7 +208,8 @@ def test_two_agents_remote_write_every_node_exactly_to_the_central_prometheus(tm
     central = Prometheus(tmp_path / "central", yaml.safe_dump(central_config), central_port,
                          args=("--web.enable-remote-write-receiver",))
     # Traffic stops after 8 s; from then on every node's counters stay as they are, and can be compared exactly.
-    fleet = Fleet(tmp_path, 6, "--seed", "5", "--traffic-seconds", "8", "--message-interval", "0.1")
+    fleet = Fleet(tmp_path, 6, "--seed", "5", "--traffic-seconds", "8", "--message-interval", "0.1",
+                  base_port=base_port_split_in_two(6))
     agents: list[Prometheus] = []
     try:
         for shard in ("0", "1"):
@@ -195,13 +220,14 @@ def test_two_agents_remote_write_every_node_exactly_to_the_central_prometheus(tm
             config["remote_write"][0]["queue_config"]["batch_send_deadline"] = "1s"
             agents.append(Prometheus(tmp_path / f"agent-{shard}", yaml.safe_dump(config), agent=True))
 
-        # The agents split the fleet: each scrapes a share, every node exactly once.
+        # The agents split the fleet: each scrapes the nodes whose address hashes to its shard, every node once.
         def shares_up() -> list[list[str]] | None:
             shares = [sorted(t["labels"]["instance"] for t in a.targets() if t["health"] == "up") for a in agents]
             return shares if sum(map(len, shares)) == 6 else None
 
         shares = wait_for(shares_up, 40, "the agents to scrape the 6 nodes", every=0.5)
-        assert sorted(shares[0] + shares[1]) == sorted(fleet.targets()) and all(shares), shares
+        assert shares == [sorted(t for t in fleet.targets() if hashmod(t, 2) == shard) for shard in (0, 1)]
+        assert all(shares), shares
         wait_for(lambda: central.value("count(count by (service_instance_id) (target_info))") == 6, 40,
                  "every node's target_info at the central Prometheus", every=0.5)
 
