@@ -1,11 +1,14 @@
 """Private: the only place p2p-telemetry reaches into opentelemetry-sdk internals.
 
-Two figures cannot be reached through the SDK's public API at the speed the project needs:
+Three things cannot be reached through the SDK's public API:
 
 * ``merge_histogram`` adds a batch of in-process histogram samples to every reader's
   aggregation in one step (``Histogram.record`` costs about 9 us a sample);
 * ``prune_attribute_sets`` forgets attribute sets that an observable instrument no longer
-  reports (the SDK keeps them all and collapses into ``otel.metric.overflow`` after 2,000).
+  reports (the SDK keeps them all and collapses into ``otel.metric.overflow`` after 2,000);
+* ``renew_locks_after_fork`` gives a forked child fresh SDK locks (a lock another thread of the
+  parent held at ``fork()`` stays held forever in the child, and the child's first collection
+  or histogram record would wait on it).
 
 Written against opentelemetry-sdk 1.45 (tested in CI). Anything unexpected raises
 ``SdkInternalsChanged``; callers then fall back to the public API with one warning.
@@ -13,11 +16,14 @@ Written against opentelemetry-sdk 1.45 (tested in CI). Anything unexpected raise
 
 from __future__ import annotations
 
+import threading
 from bisect import bisect_left
 from collections.abc import Sequence
 from typing import Any
 
-__all__ = ["SdkInternalsChanged", "merge_histogram", "prune_attribute_sets", "is_sdk_instrument"]
+__all__ = ["SdkInternalsChanged", "merge_histogram", "prune_attribute_sets", "is_sdk_instrument", "series_limit",
+           "DEFAULT_SERIES_LIMIT", "renew_locks_after_fork",
+           "is_sdk_provider"]
 
 try:
     from opentelemetry.sdk.metrics._internal.aggregation import (
@@ -39,6 +45,12 @@ def _sdk_instrument(instrument: Any) -> Any | None:
     if instrument is None or not type(instrument).__module__.startswith("opentelemetry.sdk."):
         return None  # no SDK yet (proxy) or a no-op meter: nothing reads it
     return instrument
+
+
+def is_sdk_provider(provider: Any) -> bool:
+    """True for an SDK MeterProvider (what the proxy forwards to counts too)."""
+    real = getattr(provider, "_real_meter_provider", None) or provider
+    return type(real).__module__.startswith("opentelemetry.sdk.")
 
 
 def is_sdk_instrument(instrument: Any) -> bool:
@@ -89,7 +101,7 @@ def merge_histogram(instrument: Any, attributes: dict[str, Any], boundaries: Seq
         raise SdkInternalsChanged("no _ExplicitBucketHistogramAggregation")
     rest = list(counts)
     rest[bisect_left(boundaries, minimum)] -= 1
-    targets = []
+    targets: list[Any] = []
     try:
         for match in _view_matches(instrument):
             aggregation = _aggregation_for(match, attributes)
@@ -130,3 +142,55 @@ def prune_attribute_sets(instrument: Any, keep: Sequence[dict[str, Any]]) -> Non
                     del table[key]
     except (AttributeError, TypeError) as error:
         raise SdkInternalsChanged(f"attribute sets: {error!r}") from error
+
+
+DEFAULT_SERIES_LIMIT = 2000  # opentelemetry-sdk's default cardinality limit per metric and reader
+
+
+def series_limit(provider: Any) -> int:
+    """The fewest attribute sets a metric of ``provider`` can export before the SDK folds the rest into
+    ``otel.metric.overflow``: the smallest limit any of its readers (or Views with a limit) enforce.
+
+    Readers added to the provider later are not seen; without an SDK provider (or with internals
+    other than expected) the SDK's default.
+    """
+    try:
+        readers = list(provider._measurement_consumer._reader_storages)
+        limits = [limit for reader in readers for limit in reader._instrument_class_cardinality_limit.values()]
+        limits += [view._aggregation_cardinality_limit for view in provider._sdk_config.views
+                   if getattr(view, "_aggregation_cardinality_limit", None) is not None]
+    except AttributeError:
+        return DEFAULT_SERIES_LIMIT
+    valid = [limit for limit in limits if isinstance(limit, int) and limit > 0]
+    return min(valid, default=DEFAULT_SERIES_LIMIT)
+
+
+_LOCK_FACTORIES: dict[type, Any] = {type(threading.Lock()): threading.Lock, type(threading.RLock()): threading.RLock}
+
+
+def _renew_locks_of(obj: Any) -> None:
+    for name, value in list(vars(obj).items()):
+        factory = _LOCK_FACTORIES.get(type(value))
+        if factory is not None:
+            setattr(obj, name, factory())
+
+
+def renew_locks_after_fork(provider: Any) -> None:
+    """In a forked child: replace every lock of ``provider``'s collection path with a fresh one.
+
+    Walks the provider, its measurement consumer, readers, reader storages, view-instrument
+    matches and their aggregations. Raises ``SdkInternalsChanged`` when those are not found.
+    """
+    try:
+        consumer = provider._measurement_consumer
+        objects: list[Any] = [provider, consumer, *consumer._reader_storages]
+        for storage in consumer._reader_storages.values():
+            objects.append(storage)
+            for matches in storage._instrument_view_instrument_matches.values():
+                for match in matches:
+                    objects.append(match)
+                    objects.extend(match._attributes_aggregation.values())
+    except AttributeError as error:
+        raise SdkInternalsChanged(f"collection path: {error!r}") from error
+    for obj in objects:
+        _renew_locks_of(obj)

@@ -81,10 +81,11 @@ def test_eight_threads_while_a_reader_collects(reader, provider):
     for w in range(THREADS):
         assert exported.value("p2p.protocol.events", {"p2p.protocol": "task", "p2p.protocol.event": f"w{w}"}) \
             == per_thread
-    pair = {"p2p.connection.direction": "outbound", "network.transport": "tcp"}
+    pair = {"p2p.connection.direction": "outbound", "network.transport": "tcp", "p2p.transport": "tcp"}
     assert exported.value("p2p.connection.active", pair) == 0
     assert exported.value("p2p.connection.attempts", {"p2p.connection.direction": "inbound",
-                                                      "network.transport": "quic"}) == per_thread * THREADS
+                                                      "network.transport": "quic", "p2p.transport": "quic"}) \
+        == per_thread * THREADS
     assert sum(p.value for p in exported["p2p.peers"].points) == len(PEERS)
     assert sum(p.count for p in exported["p2p.peer.latency"].points) == per_thread * THREADS
     assert "p2p.telemetry.rejected" not in exported or not any(p.value for p in exported["p2p.telemetry.rejected"].points)

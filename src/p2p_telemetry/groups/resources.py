@@ -9,16 +9,34 @@ import time
 from collections import deque
 from collections.abc import Callable
 from dataclasses import dataclass, replace
-from typing import Any
+from typing import Any, ClassVar
 
 import psutil
 
-from . import catalogue as c
-from .bounds import Rejections, count_problem, seconds_problem
-from .instruments import InstrumentHub, Points
-from .model import ResourceMetrics
+from .._fork import after_fork_in_child
+from ..attributes import IO_DIRECTION
+from ..bounds import count_problem, seconds_problem
+from ..instruments import Points
+from ..metric import Kind, MetricSpec
+from ..model import ResourceMetrics
+from .base import GroupContext, MetricGroup
+from .network import NetworkGroup
 
-__all__ = ["ResourceGroup", "Reading"]
+__all__ = ["ResourceGroup", "Reading", "SPECS", "CPU_UTILIZATION", "MEMORY_USAGE", "BANDWIDTH", "STORAGE_USAGE"]
+
+CPU_UTILIZATION = MetricSpec(
+    "p2p.node.cpu.utilization", Kind.GAUGE, "1", "CPU time of the node process over wall time, per CPU (0..1).",
+    (), "p2p_node_cpu_utilization")
+MEMORY_USAGE = MetricSpec(
+    "p2p.node.memory.usage", Kind.UP_DOWN_COUNTER, "By", "Resident set size of the node process.",
+    (), "p2p_node_memory_usage_bytes")
+BANDWIDTH = MetricSpec(
+    "p2p.node.bandwidth", Kind.GAUGE, "By/s", "Bytes per second this node moved over the recent past.",
+    (IO_DIRECTION,), "p2p_node_bandwidth_bytes_per_second")
+STORAGE_USAGE = MetricSpec(
+    "p2p.node.storage.usage", Kind.UP_DOWN_COUNTER, "By", "Bytes used by the node's data directory.",
+    (), "p2p_node_storage_usage_bytes")
+SPECS = (CPU_UTILIZATION, MEMORY_USAGE, BANDWIDTH, STORAGE_USAGE)
 
 logger = logging.getLogger("p2p_telemetry")
 
@@ -26,8 +44,8 @@ _MAX_AGE = 0.25  # seconds a reading is shared: every callback of one collection
 _CPU_WINDOW = 0.5  # shortest wall time a CPU figure is computed over
 _BANDWIDTH_WINDOW = 10.0
 _STORAGE_EVERY = 30.0
-_TRANSMIT = {c.IO_DIRECTION: "transmit"}
-_RECEIVE = {c.IO_DIRECTION: "receive"}
+_TRANSMIT = {IO_DIRECTION: "transmit"}
+_RECEIVE = {IO_DIRECTION: "receive"}
 
 
 @dataclass(frozen=True)
@@ -122,25 +140,35 @@ def _du(path: str) -> int:
     return total
 
 
-class ResourceGroup:
+class ResourceGroup(MetricGroup):
     """Reads psutil once per collection and shares the reading among the four callbacks."""
 
-    def __init__(self, hub: InstrumentHub, rejections: Rejections, network_totals: Callable[[], tuple[int, int]],
-                 sample: bool, data_dir: str | None) -> None:
-        self._rejections = rejections
-        self._sample = sample
+    name: ClassVar[str] = "resources"
+    specs: ClassVar[tuple[MetricSpec, ...]] = SPECS
+
+    def __init__(self, context: GroupContext) -> None:
+        super().__init__(context)
+        options = context.options
+        self._sample = options.sample_resources
         self._process = psutil.Process()
         self._cpu = _guarded(lambda: _Cpu(self._process), "CPU")
-        self._bandwidth = _Bandwidth(network_totals)
-        self._storage = _Storage(os.fspath(data_dir)) if data_dir is not None else None
+        self._bandwidth = _Bandwidth(context.group(NetworkGroup).io_totals)
+        self._storage = _Storage(os.fspath(options.data_dir)) if options.data_dir is not None else None
         self._reading = Reading()
         self._read_at = float("-inf")
         self._lock = threading.Lock()
+        after_fork_in_child(self)
         self._failed: set[str] = set()
-        hub.observe(c.CPU_UTILIZATION, self, self._observe_cpu)
-        hub.observe(c.MEMORY_USAGE, self, self._observe_memory)
-        hub.observe(c.BANDWIDTH, self, self._observe_bandwidth)
-        hub.observe(c.STORAGE_USAGE, self, self._observe_storage)
+        self.observe(CPU_UTILIZATION, self._observe_cpu)
+        self.observe(MEMORY_USAGE, self._observe_memory)
+        self.observe(BANDWIDTH, self._observe_bandwidth)
+        self.observe(STORAGE_USAGE, self._observe_storage)
+
+    def _after_fork_in_child(self) -> None:
+        self._lock = threading.Lock()
+        self._process = psutil.Process()  # the child's own process, not the parent's
+        if self._cpu is not None:
+            self._cpu = _guarded(lambda: _Cpu(self._process), "CPU")
 
     def sample(self) -> Reading:
         """Read psutil now (what a MonitoringSystem does every ``metrics_interval``)."""
