@@ -55,6 +55,7 @@ class NodeFigures:
     rss: list[int]  # bytes, per node
     series: list[int]  # per node
     scrape_ms: list[float]  # every scrape of every node
+    events_per_second: list[float]  # protocol events (messages sent and answered, pings, pongs) per node
 
     def summary(self) -> dict[str, float]:
         cpu = sorted(self.cpu_share)
@@ -62,7 +63,8 @@ class NodeFigures:
                 "rss_mean": statistics.mean(self.rss) / MiB, "rss_max": max(self.rss) / MiB,
                 "series_max": max(self.series), "series_min": min(self.series),
                 "scrape_median": statistics.median(self.scrape_ms), "scrape_min": min(self.scrape_ms),
-                "scrape_p99": sorted(self.scrape_ms)[int(0.99 * (len(self.scrape_ms) - 1))]}
+                "scrape_p99": sorted(self.scrape_ms)[int(0.99 * (len(self.scrape_ms) - 1))],
+                "events_mean": statistics.mean(self.events_per_second)}
 
 
 @dataclass
@@ -104,6 +106,12 @@ def _scrape(address: str) -> tuple[int, float]:
     text = _get(f"http://{address}/metrics").decode()
     elapsed = time.perf_counter() - started
     return sum(1 for line in text.splitlines() if line and not line.startswith("#")), elapsed * 1000
+
+
+def _events(address: str) -> float:
+    text = _get(f"http://{address}/metrics").decode()
+    lines = text.splitlines()
+    return sum(float(line.rsplit(" ", 1)[1]) for line in lines if line.startswith("p2p_protocol_events_total"))
 
 
 class _Prometheus:
@@ -190,6 +198,7 @@ def run_fleet(nodes: int, seconds: float, traffic: bool, with_central: bool = Fa
         if with_central:
             prometheus = _central_and_agents(workdir, targets_file)
         time.sleep(15.0)  # warm-up: connections open, first health rounds, the flaky cycle under way
+        events_before = [_events(a) for a in addresses]
         before = {p.pid: p.cpu_times() for p in processes}
         central_before = (time.monotonic(), prometheus[0].own("prometheus_tsdb_head_samples_appended_total")
                           ) if prometheus else None
@@ -199,6 +208,7 @@ def run_fleet(nodes: int, seconds: float, traffic: bool, with_central: bool = Fa
         cpu = [(p.cpu_times().user + p.cpu_times().system - before[p.pid].user - before[p.pid].system) / elapsed
                for p in processes]
         rss = [p.memory_info().rss for p in processes]
+        events = [(_events(a) - b) / elapsed for a, b in zip(addresses, events_before, strict=True)]
         central = None
         if prometheus and central_before is not None:
             appended = prometheus[0].own("prometheus_tsdb_head_samples_appended_total") - central_before[1]
@@ -216,7 +226,7 @@ def run_fleet(nodes: int, seconds: float, traffic: bool, with_central: bool = Fa
                 if round_ == 0:
                     series.append(count)
         label = "demo's traffic" if traffic else "idle"
-        return NodeFigures(label, nodes, cpu, rss, series, scrape_ms), central
+        return NodeFigures(label, nodes, cpu, rss, series, scrape_ms, events), central
     finally:
         for p in prometheus:
             p.stop()
@@ -240,7 +250,7 @@ def rows(idle: NodeFigures, busy: NodeFigures, central: CentralFigures) -> list[
     for run in (idle, busy):
         s = run.summary()
         out.append((f"fleet of {run.nodes}, {run.label}: CPU per node", f"{s['cpu_mean']:.1%} of a core",
-                    f"max {s['cpu_max']:.1%}; all nodes {s['cpu_total']:.2f} cores"))
+                    f"max {s['cpu_max']:.1%}; all nodes {s['cpu_total']:.2f} cores; {s['events_mean']:.0f} events/s"))
         out.append((f"fleet of {run.nodes}, {run.label}: RSS per node", f"{s['rss_mean']:.1f} MiB",
                     f"max {s['rss_max']:.1f} MiB"))
         out.append((f"fleet of {run.nodes}, {run.label}: one scrape", f"{s['scrape_median']:.1f} ms median",
