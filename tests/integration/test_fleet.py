@@ -188,7 +188,7 @@ def test_ten_nodes_are_peers_and_prometheus_sees_each_through_file_sd(tmp_path):
         assert not fleet.survivors()
         assert not fleet.targets_file.exists()
         out = fleet.output()
-        assert out.count("p2p-telemetry fleet: 10 nodes on 127.0.0.1") == 1  # the header once on a pipe
+        assert out.count("p2p-telemetry fleet: 10 nodes on 127.0.0.1, 4 peers each") == 1  # the header once
         assert "node-10" in out and "p2p-telemetry fleet: stopped 10 nodes" in out and "Traceback" not in out
     finally:
         fleet.kill_all()
@@ -313,9 +313,13 @@ def test_fleet_stops_after_its_duration_and_prints_each_node(tmp_path):
     out = result.stdout
     assert out.count("p2p-telemetry fleet: 3 nodes on 127.0.0.1") == 1
     assert "\x1b" not in out  # nothing drawn for a terminal on a pipe
-    for node in ("node-1", "node-2", "node-3"):
-        assert f"{node}    :" in out
-    assert "peers  2:" in out and out.rstrip().endswith("p2p-telemetry fleet: stopped 3 nodes")
+    assert "p2p-telemetry fleet: 3 nodes on 127.0.0.1, 2 peers each" in out
+    last_frame = out[out.rindex("fleet: 3/3 nodes up"):].splitlines()
+    assert last_frame[1].split() == ["node", "port", "peers", "ok", "deg", "unh", "out/s", "in/s", "conns", "fails",
+                                     "tmout", "alerts"]
+    for line, node in zip(last_frame[2:5], ("node-1", "node-2", "node-3"), strict=True):
+        assert line.split()[0] == node and line.split()[2] == "2", line  # 2 peers each: a full mesh of 3
+    assert out.rstrip().endswith("p2p-telemetry fleet: stopped 3 nodes")
     assert not targets_file.exists()
 
 

@@ -24,7 +24,6 @@ from typing import Any, TextIO
 
 from .fleet_node import NodeSettings
 from .screen import Screen
-from .view import rate
 
 __all__ = ["DEFAULT_FILE_SD", "FleetOptions", "dial_plan", "run"]
 
@@ -153,28 +152,42 @@ def write_file_sd(path: str, nodes: list[_Node]) -> None:
     os.replace(tmp.name, path)
 
 
+def _per_second(value: float) -> str:
+    """Bytes per second in 7 columns: B, K (KiB) or M (MiB)."""
+    for unit in ("B", "K", "M"):
+        if value < 1024 or unit == "M":
+            return f"{value:6.1f}{unit}"
+        value /= 1024
+    return ""  # unreachable
+
+
+COLUMNS = (f"{'node':9} {'port':>5} {'peers':>5} {'ok':>3} {'deg':>3} {'unh':>3}  {'out/s':>7} {'in/s':>7} "
+           f"{'conns':>5} {'fails':>5} {'tmout':>5}  alerts")
+
+
 def summary(nodes: list[_Node]) -> list[str]:
-    """The fleet's totals, then one line per node."""
+    """The fleet's totals, a column header, then one line per node (70 columns before its alerts)."""
     up = [n for n in nodes if n.returncode is None and n.status is not None]
     peers = {state: sum(n.status["peers"][state] for n in up if n.status) for state in ("healthy", "degraded",
                                                                                           "unhealthy")}
     alerting = sum(1 for n in up if n.status and n.status["alerts"])
-    lines = [f"fleet   {len(up)}/{len(nodes)} nodes up   peers {peers['healthy']} healthy {peers['degraded']} degraded "
-             f"{peers['unhealthy']} unhealthy   out {rate(sum(n.rates[0] for n in up))}   "
-             f"in {rate(sum(n.rates[1] for n in up))}   {alerting} nodes alerting"]
+    lines = [f"fleet: {len(up)}/{len(nodes)} nodes up, peers {peers['healthy']} ok {peers['degraded']} degraded "
+             f"{peers['unhealthy']} unhealthy, out {_per_second(sum(n.rates[0] for n in up)).strip()}/s "
+             f"in {_per_second(sum(n.rates[1] for n in up)).strip()}/s, {alerting} nodes alerting", COLUMNS]
     for node in nodes:
         port = node.ready["metrics"].rsplit(":", 1)[1].split("/")[0] if node.ready else "?"
         s = node.status
         if node.returncode is not None:
-            lines.append(f"{node.name:9} :{port:5}  exited ({node.returncode})")
+            lines.append(f"{node.name:9} {port:>5}  exited ({node.returncode})")
         elif s is None:
-            lines.append(f"{node.name:9} :{port:5}  starting")
+            lines.append(f"{node.name:9} {port:>5}  starting")
         else:
             p = s["peers"]
-            lines.append(f"{node.name:9} :{port:5}  peers {p['total']:2}: {p['healthy']:2} ok {p['degraded']:2} degr "
-                         f"{p['unhealthy']:2} unh  out {rate(node.rates[0])}  in {rate(node.rates[1])}  "
-                         f"conns {s['connections']:3}  fails {s['failures']:3}  timeouts {s['timeouts']:4}  "
-                         f"alerts {','.join(s['alerts']) or '-'}" + ("" if s["traffic"] else "  (quiet)"))
+            alerts = ",".join(s["alerts"]) or "-"
+            lines.append(f"{node.name:9} {port:>5} {p['total']:5} {p['healthy']:3} {p['degraded']:3} "
+                         f"{p['unhealthy']:3}  {_per_second(node.rates[0])} {_per_second(node.rates[1])} "
+                         f"{s['connections']:5} {s['failures']:5} {s['timeouts']:5}  {alerts}"
+                         + ("" if s["traffic"] else " (traffic stopped)"))
     return lines
 
 
@@ -186,8 +199,9 @@ async def _run(options: FleetOptions, out: TextIO, stop: asyncio.Event) -> int:
     seed = options.seed if options.seed is not None else int(time.time())
     nodes = [_Node(i, _node_settings(options, i, seed)) for i in range(1, options.nodes + 1)]
     readers: list[asyncio.Task[None]] = []
+    plan = dial_plan(options.nodes, options.peers_per_node)
     header = (f"p2p-telemetry fleet: {options.nodes} nodes on {options.prometheus_host}, "
-              f"{options.peers_per_node} peers each; file_sd {options.file_sd}")
+              f"{len(plan[0])} peers each; file_sd {options.file_sd}")
     screen = Screen(out, header) if options.view else None
     wrote_file_sd = False
     try:
@@ -208,7 +222,7 @@ async def _run(options: FleetOptions, out: TextIO, stop: asyncio.Event) -> int:
                 print(f"p2p-telemetry fleet: {error}", file=sys.stderr)
                 return 2
             node.ready = message["ready"]
-        for node, dials in zip(nodes, dial_plan(options.nodes, options.peers_per_node), strict=True):
+        for node, dials in zip(nodes, plan, strict=True):
             remotes = [{"peer_id": nodes[j].ready["peer_id"], "port": nodes[j].ready["port"]}  # type: ignore[index]
                        for j in dials]
             _tell(node, json.dumps({"dial": remotes}))
