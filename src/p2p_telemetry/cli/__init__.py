@@ -102,7 +102,7 @@ def parser() -> argparse.ArgumentParser:
                        help="where to write the Prometheus file_sd target file, removed at the end "
                             "(default <temp dir>/p2p-telemetry-fleet/targets.json)")
     fleet.add_argument("--duration", type=_positive, default=None, metavar="S",
-                       help="stop by itself after S seconds (default: run until Ctrl-C)")
+                       help="stop by itself S seconds after every node is up (default: run until Ctrl-C)")
     fleet.add_argument("--peers-per-node", type=_whole(1, 100), default=4, metavar="K",
                        help="ring neighbours each node dials and is dialled by (default 4; a full mesh when N <= K+1)")
     fleet.add_argument("--flaky-every", type=_whole(0, 1000), default=10, metavar="K",
