@@ -12,15 +12,11 @@ import threading
 import pytest
 
 from conftest import collect
-from p2p_telemetry import MetricsCollector, error_type
+from p2p_telemetry import error_type
 
 TASK_TCP = {"p2p.protocol": "task", "network.transport": "tcp"}
 OUT_TCP = {"p2p.connection.direction": "outbound", "network.transport": "tcp", "p2p.transport": "tcp"}
 
-
-@pytest.fixture
-def collector(provider):
-    return MetricsCollector(provider, sample_resources=False)
 
 
 def io(reader, direction, **attrs):

@@ -18,12 +18,13 @@ from __future__ import annotations
 
 import threading
 from bisect import bisect_left
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from typing import Any
 
 __all__ = ["SdkInternalsChanged", "merge_histogram", "prune_attribute_sets", "is_sdk_instrument", "series_limit",
            "DEFAULT_SERIES_LIMIT", "renew_locks_after_fork",
-           "is_sdk_provider"]
+           "is_sdk_provider", "exemplar_filter",
+           "context_getter"]
 
 try:
     from opentelemetry.sdk.metrics._internal.aggregation import (
@@ -85,18 +86,21 @@ def _aggregation_for(match: Any, attributes: dict[str, Any]) -> Any:
 
 
 def merge_histogram(instrument: Any, attributes: dict[str, Any], boundaries: Sequence[float],
-                    counts: Sequence[int], total: float, minimum: float, maximum: float) -> None:
+                    counts: Sequence[int], total: float, minimum: float, maximum: float) -> bool:
     """Add a batch of samples, given as bucket counts over ``boundaries``, to ``instrument``.
 
-    The batch's minimum (a real sample) goes through the public ``record`` first, which
-    creates the aggregation in every reader; the other samples are added to it directly.
+    The batch's minimum (a real sample) always goes through the public ``record`` first, which
+    creates the aggregation in every reader; the other samples are added to those aggregations
+    directly. Returns False, having added nothing more, when a reader aggregates the instrument
+    otherwise than with explicit buckets on ``boundaries`` (a View); raises
+    ``SdkInternalsChanged`` (the minimum recorded too) when the internals are not as expected.
     """
     n = sum(counts)
     if n == 0:
-        return
+        return True
     instrument.record(minimum, attributes)
     if n == 1:
-        return
+        return True
     if _ExplicitBucketHistogramAggregation is None:
         raise SdkInternalsChanged("no _ExplicitBucketHistogramAggregation")
     rest = list(counts)
@@ -109,8 +113,7 @@ def merge_histogram(instrument: Any, attributes: dict[str, Any], boundaries: Seq
                 continue
             if (not isinstance(aggregation, _ExplicitBucketHistogramAggregation)
                     or tuple(aggregation._boundaries) != tuple(boundaries)):
-                raise SdkInternalsChanged(f"{instrument.name}: aggregation {type(aggregation).__name__} "
-                                          "does not use the catalogue's buckets")
+                return False
             aggregation._lock, aggregation._value, aggregation._sum  # noqa: B018 - shape check
             targets.append(aggregation)
         for aggregation in targets:
@@ -127,6 +130,18 @@ def merge_histogram(instrument: Any, attributes: dict[str, Any], boundaries: Seq
                     aggregation._max = max(aggregation._max, maximum)
     except (AttributeError, TypeError) as error:
         raise SdkInternalsChanged(f"histogram aggregation: {error!r}") from error
+    return True
+
+
+def exemplar_filter(provider: Any) -> str | None:
+    """``"always_on"``, ``"always_off"`` or ``"trace_based"``: the exemplar filter of ``provider``, or None."""
+    real = getattr(provider, "_real_meter_provider", None) or provider
+    try:
+        name = type(real._sdk_config.exemplar_filter).__name__
+    except AttributeError:
+        return None
+    return {"AlwaysOnExemplarFilter": "always_on", "AlwaysOffExemplarFilter": "always_off",
+            "TraceBasedExemplarFilter": "trace_based"}.get(name)
 
 
 def prune_attribute_sets(instrument: Any, keep: Sequence[dict[str, Any]]) -> None:
@@ -194,3 +209,17 @@ def renew_locks_after_fork(provider: Any) -> None:
         raise SdkInternalsChanged(f"collection path: {error!r}") from error
     for obj in objects:
         _renew_locks_of(obj)
+
+
+def context_getter() -> Callable[[], Any]:
+    """The cheapest call returning the current OpenTelemetry ``Context`` (empty when no span is active).
+
+    The API's ``get_current()`` goes through two Python calls; with the default runtime context
+    (contextvars) the context variable's own ``get`` is one C call. Any other runtime context:
+    ``get_current`` itself.
+    """
+    from opentelemetry import context
+
+    variable = getattr(getattr(context, "_RUNTIME_CONTEXT", None), "_current_context", None)
+    get = getattr(variable, "get", None)
+    return get if callable(get) else context.get_current

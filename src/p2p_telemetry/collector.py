@@ -3,7 +3,8 @@
 from __future__ import annotations
 
 import os
-from collections.abc import Iterable, Mapping
+import time
+from collections.abc import Callable, Iterable, Mapping
 
 from opentelemetry import metrics
 from opentelemetry.metrics import MeterProvider
@@ -11,10 +12,11 @@ from opentelemetry.metrics import MeterProvider
 from .attributes import DEFAULT_PROTOCOLS, IO_DIRECTIONS, OTHER, TRANSPORTS, UNKNOWN
 from .bounds import NameSet, Rejections, SettingTypeError
 from .groups import REGISTRY, CollectorOptions, GroupContext, MetricGroup
+from .groups.base import G
 from .groups.network import NetworkGroup
 from .groups.peers import PeerGroup
 from .groups.protocols import ProtocolGroup
-from .groups.resources import ResourceGroup
+from .groups.resources import RESOURCE_NAMES, ResourceGroup
 from .groups.telemetry import TelemetryGroup
 from .instruments import InstrumentHub
 from .model import NetworkMetrics, PeerStats, ResourceMetrics
@@ -45,6 +47,12 @@ def protocol_capacity(series_limit: int, max_event_names: int) -> int:
 class MetricsCollector:
     """The node's telemetry: ``network``, ``protocols``, ``peers`` and ``resources`` on one MeterProvider.
 
+    ``resource_names`` picks the names of the process's CPU and memory figures: ``"p2p"``
+    (``p2p.node.cpu.utilization``, ``p2p.node.memory.usage``; the default), ``"semconv"`` (the
+    semantic conventions' ``process.cpu.utilization`` and ``process.memory.usage``, as
+    opentelemetry-instrumentation-system-metrics reports them) or ``"both"`` (while dashboards move).
+    ``clock`` is the monotonic clock resource readings are timed with (tests pass a fake one).
+
     With ``meter_provider=None`` it uses the global provider, so it can be dropped into a node
     that set up OpenTelemetry itself. Every record method is safe from any thread and never
     raises: an invalid measurement is dropped and counted in ``p2p.telemetry.rejected``.
@@ -60,7 +68,8 @@ class MetricsCollector:
     def __init__(self, meter_provider: MeterProvider | None = None, sample_resources: bool = True,
                  protocols: Iterable[str] = (), peer_series_limit: int = 10,
                  data_dir: str | os.PathLike[str] | None = None, *, max_event_names: int = 32,
-                 max_peers: int = 1_000_000) -> None:
+                 max_peers: int = 1_000_000, resource_names: str = "p2p",
+                 clock: Callable[[], float] = time.monotonic) -> None:
         if not isinstance(sample_resources, bool):
             raise SettingTypeError(f"sample_resources must be a bool, got {sample_resources!r}")
         if isinstance(protocols, (str, bytes)) or not isinstance(protocols, Iterable):
@@ -72,6 +81,12 @@ class MetricsCollector:
             raise SettingTypeError(f"meter_provider must be an OpenTelemetry MeterProvider, got {meter_provider!r}")
         if data_dir is not None and not isinstance(data_dir, (str, os.PathLike)):
             raise SettingTypeError(f"data_dir must be a path, got {data_dir!r}")
+        if not isinstance(resource_names, str):
+            raise SettingTypeError(f"resource_names must be a str, got {resource_names!r}")
+        if resource_names not in RESOURCE_NAMES:
+            raise ValueError(f"resource_names must be one of {tuple(RESOURCE_NAMES)}, got {resource_names!r}")
+        if not callable(clock):
+            raise SettingTypeError(f"clock must be a callable returning monotonic seconds, got {clock!r}")
         protocols = list(protocols)
 
         self.meter_provider = meter_provider if meter_provider is not None else metrics.get_meter_provider()
@@ -92,7 +107,8 @@ class MetricsCollector:
 
         self.rejections = Rejections()
         options = CollectorOptions(sample_resources=sample_resources, peer_series_limit=peer_series_limit,
-                                   data_dir=data_dir, max_event_names=max_event_names, max_peers=max_peers)
+                                   data_dir=data_dir, max_event_names=max_event_names, max_peers=max_peers,
+                                   resource_names=resource_names, clock=clock)
         context = GroupContext(hub, self.rejections, registry, options)
         self._groups: list[MetricGroup] = []
         for group_class in REGISTRY:
@@ -105,6 +121,13 @@ class MetricsCollector:
     def hub(self) -> InstrumentHub:
         """The provider's instruments (for components that export more catalogue metrics)."""
         return self._hub
+
+    def group(self, cls: type[G]) -> G:
+        """The collector's group of class ``cls`` (typed access to any registered group)."""
+        for group in self._groups:
+            if isinstance(group, cls):
+                return group
+        raise LookupError(f"{cls.__name__} is not a registered metric group")
 
     @property
     def groups(self) -> tuple[MetricGroup, ...]:

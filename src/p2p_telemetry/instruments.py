@@ -93,7 +93,7 @@ class _Observed:
         self.after = after
         self.sources: tuple[Registration, ...] = ()
         self.instrument: Any = None
-        self._failed: set[int] = set()
+        self._failed: set[Registration] = set()
 
     def callback(self, options: CallbackOptions) -> list[Observation]:
         per_source: list[list[Point]] = []
@@ -101,8 +101,8 @@ class _Observed:
             try:
                 per_source.append(list(registration.source()))
             except Exception:  # a broken source never breaks the other metrics
-                if id(registration) not in self._failed:
-                    self._failed.add(id(registration))
+                if registration not in self._failed:
+                    self._failed.add(registration)
                     logger.exception("p2p-telemetry: reading %s failed", self.spec.name)
         if len(per_source) == 1 and self.combine in (sum_points, first_points):
             points = per_source[0]
@@ -142,6 +142,8 @@ class InstrumentHub:
         self._provider = weakref.ref(provider)
         self.meter: Meter = provider.get_meter(METER_NAME, __version__, schema_url=SCHEMA_URL)
         self.series_limit = _sdk_bridge.series_limit(provider)
+        #: The SDK's exemplar filter on this provider ("always_on", "always_off", "trace_based" or None).
+        self.exemplar_filter = _sdk_bridge.exemplar_filter(provider)
         self._observed: dict[str, _Observed] = {}
         self._histograms: dict[str, Histogram] = {}
         self._shared: dict[str, Any] = {}

@@ -28,6 +28,7 @@ class MonitoringConfig:
     alert_check_interval: float | timedelta = 1.0
     alert_config: AlertConfig = field(default_factory=AlertConfig)
     sample_resources: bool = True
+    resource_names: str = "p2p"  # "p2p", "semconv" or "both": see MetricsCollector
     health_check_interval: float | timedelta = 5.0
     health_checker: Any = None  # a HealthChecker; see p2p_telemetry.health
 
@@ -59,7 +60,7 @@ class MonitoringSystem:
             raise SettingTypeError(f"config must be a MonitoringConfig, got {config!r}")
         self._owns_metrics = metrics is None
         self.metrics = metrics if metrics is not None else MetricsCollector(
-            meter_provider, sample_resources=self.config.sample_resources)
+            meter_provider, sample_resources=self.config.sample_resources, resource_names=self.config.resource_names)
         self.alert_manager = AlertManager(self.config.alert_config, self.metrics.meter_provider)
         self.health_checker = self.config.health_checker
         self._stop = threading.Event()

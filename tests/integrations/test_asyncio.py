@@ -9,7 +9,6 @@ import struct
 import pytest
 
 from conftest import collect
-from p2p_telemetry import MetricsCollector
 from p2p_telemetry.integrations.asyncio import instrument_streams, open_connection, start_server
 from realstack import free_port
 
@@ -52,10 +51,6 @@ def fill_backlog(address) -> list[socket.socket]:
         fillers.append(filler)
     raise AssertionError("the listen backlog never filled")
 
-
-@pytest.fixture
-def collector(provider):
-    return MetricsCollector(provider, sample_resources=False)
 
 
 def test_exact_bytes_both_directions_and_levels(collector, reader):

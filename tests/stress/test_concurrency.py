@@ -7,6 +7,7 @@ import threading
 import time
 
 from conftest import collect
+from faults import thread_exceptions
 from p2p_telemetry import MetricsCollector
 
 THREADS = 8
@@ -38,8 +39,6 @@ def test_eight_threads_while_a_reader_collects(reader, provider):
     went_down: list[tuple] = []
     collections = 0
     done = threading.Event()
-    thread_errors: list[BaseException] = []
-    threading.excepthook = lambda args: thread_errors.append(args.exc_value)  # type: ignore[assignment]
 
     def read_loop() -> None:
         nonlocal collections
@@ -59,14 +58,14 @@ def test_eight_threads_while_a_reader_collects(reader, provider):
 
     workers = [threading.Thread(target=workload, args=(collector, w, errors)) for w in range(THREADS)]
     observer = threading.Thread(target=read_loop)
-    observer.start()
-    for worker in workers:
-        worker.start()
-    for worker in workers:
-        worker.join()
-    done.set()
-    observer.join()
-    threading.excepthook = threading.__excepthook__  # type: ignore[attr-defined]
+    with thread_exceptions() as thread_errors:  # the previous hook comes back whatever happens
+        observer.start()
+        for worker in workers:
+            worker.start()
+        for worker in workers:
+            worker.join()
+        done.set()
+        observer.join()
 
     assert not errors and not thread_errors
     assert not went_down, went_down[:5]

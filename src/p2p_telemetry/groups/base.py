@@ -10,7 +10,8 @@ their specs from there and ``MetricsCollector`` builds them from there.
 from __future__ import annotations
 
 import os
-from collections.abc import Callable
+import time
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import Any, ClassVar, TypeVar
 
@@ -35,6 +36,8 @@ class CollectorOptions:
     max_event_names: int = 32
     max_peers: int = 1_000_000
     max_topics: int = 64
+    resource_names: str = "p2p"  # "p2p", "semconv" or "both": see groups.resources.RESOURCE_NAMES
+    clock: Callable[[], float] = time.monotonic  # times resource readings; a test passes a fake one
 
 
 class GroupContext:
@@ -66,6 +69,11 @@ class MetricGroup:
     name: ClassVar[str]
     #: The metrics this group reports, as the catalogue lists them.
     specs: ClassVar[tuple[MetricSpec, ...]]
+    #: For the reference documentation: the group's section title, what each attribute key it
+    #: introduces means (and its bounded values), and facts about a metric its description cannot hold.
+    title: ClassVar[str] = ""
+    attribute_docs: ClassVar[Mapping[str, str]] = {}
+    metric_notes: ClassVar[Mapping[str, str]] = {}
 
     def __init__(self, context: GroupContext) -> None:
         self._hub = context.hub

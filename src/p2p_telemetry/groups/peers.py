@@ -5,13 +5,13 @@ from __future__ import annotations
 import heapq
 import logging
 import threading
-from bisect import bisect_left
 from typing import Any, ClassVar
 
 from .. import _sdk_bridge
 from .._fork import after_fork_in_child
 from ..attributes import HEALTH, HEALTH_STATES, PEER_ID, PEER_RANK
-from ..bounds import MAX_PEER_ID_LENGTH, Rejections, ratio_problem, seconds_problem
+from ..bounds import MAX_PEER_ID_LENGTH, ratio_problem, seconds_problem
+from ..histograms import BatchedHistogram
 from ..instruments import Point, Points
 from ..metric import Kind, MetricSpec
 from ..model import HealthStatus, PeerStats
@@ -48,90 +48,6 @@ class _Peer:
         self.latency: float | None = None
         self.reputation: float | None = None
         self.reason: str | None = None
-
-
-class _Buckets:
-    """Latency samples of one attribute set since the last collection."""
-
-    __slots__ = ("counts", "total", "minimum", "maximum")
-
-    def __init__(self, size: int) -> None:
-        self.counts = [0] * size
-        self.total = 0.0
-        self.minimum = float("inf")
-        self.maximum = float("-inf")
-
-
-class _LatencyHistogram:
-    """``p2p.peer.latency``, aggregated in-process and merged into the SDK at each collection.
-
-    Falls back to the SDK's public ``record`` per sample (slower) when its internals are
-    not what ``_sdk_bridge`` expects, or a reader aggregates this histogram differently.
-    """
-
-    _REPLAY_LIMIT = 10_000
-
-    def __init__(self, instrument: Any, rejections: Rejections) -> None:
-        self._instrument = instrument
-        self._rejections = rejections
-        self._bounds = PEER_LATENCY.buckets or ()
-        self._pending = self._fresh()
-        self.direct = False
-
-    def _fresh(self) -> list[_Buckets]:
-        return [_Buckets(len(self._bounds) + 1) for _ in HEALTH_STATES]
-
-    def add(self, seconds: float, health: int) -> None:
-        """Add one sample (called with the peer table's lock held)."""
-        if self.direct:
-            self._instrument.record(seconds, _HEALTH_ATTRIBUTES[health])
-            return
-        buckets = self._pending[health]
-        buckets.counts[bisect_left(self._bounds, seconds)] += 1
-        buckets.total += seconds
-        if seconds < buckets.minimum:
-            buckets.minimum = seconds
-        if seconds > buckets.maximum:
-            buckets.maximum = seconds
-
-    def take(self) -> list[_Buckets]:
-        """The samples since the last call (called with the peer table's lock held)."""
-        pending, self._pending = self._pending, self._fresh()
-        return pending
-
-    def merge(self, pending: list[_Buckets]) -> None:
-        """Hand samples to the SDK (called at collection, without the table's lock)."""
-        for health, buckets in enumerate(pending):
-            if not buckets.total and not any(buckets.counts):
-                continue
-            if self.direct:
-                self._replay(buckets, health, skip_minimum=False)
-                continue
-            try:
-                _sdk_bridge.merge_histogram(self._instrument, _HEALTH_ATTRIBUTES[health], self._bounds,
-                                            buckets.counts, buckets.total, buckets.minimum, buckets.maximum)
-            except _sdk_bridge.SdkInternalsChanged as error:
-                self.direct = True
-                logger.warning("p2p-telemetry: p2p.peer.latency now records each sample through the SDK's "
-                               "public API (slower): %s", error)
-                self._replay(buckets, health, skip_minimum=True)
-
-    def _replay(self, buckets: _Buckets, health: int, skip_minimum: bool) -> None:
-        # Only reached once, at the switch to direct mode: the samples are known by bucket only.
-        attributes = _HEALTH_ATTRIBUTES[health]
-        counts = list(buckets.counts)
-        if skip_minimum:
-            counts[bisect_left(self._bounds, buckets.minimum)] -= 1
-        replayed = 0
-        for index, count in enumerate(counts):
-            low = self._bounds[index - 1] if index else 0.0
-            high = self._bounds[index] if index < len(self._bounds) else buckets.maximum
-            for _ in range(count):
-                if replayed >= self._REPLAY_LIMIT:
-                    self._rejections.reject("error", "p2p.peer.latency")
-                    continue
-                self._instrument.record((low + high) / 2, attributes)
-                replayed += 1
 
 
 class _ReputationSeries:
@@ -176,7 +92,8 @@ class PeerGroup(MetricGroup):
         self._heap: list[tuple[float, str]] = []  # (reputation, peer id); stale entries skipped lazily
         self._lock = threading.Lock()
         after_fork_in_child(self)
-        self._latency = _LatencyHistogram(self.histogram(PEER_LATENCY), context.rejections)
+        self._latency = BatchedHistogram(self.histogram(PEER_LATENCY), LATENCY_BUCKETS, _HEALTH_ATTRIBUTES,
+                                         context.rejections, context.hub.exemplar_filter, PEER_LATENCY.name)
         self.before_collect(self.flush_latency)  # collection time is when latency samples reach the SDK
         self.observe(PEERS, self._observe_counts)
         self._reputation: _ReputationSeries = context.hub.shared("p2p.peer.reputation", _ReputationSeries)
@@ -191,8 +108,8 @@ class PeerGroup(MetricGroup):
     def flush_latency(self) -> None:
         """Hand the latency samples recorded since the last collection to the SDK."""
         with self._lock:
-            pending = self._latency.take()
-        self._latency.merge(pending)
+            batches = self._latency.take()
+        self._latency.hand_over(batches)
 
     def close(self) -> None:
         """Hand pending latency samples to the SDK, then stop reporting the table."""
@@ -204,11 +121,13 @@ class PeerGroup(MetricGroup):
                reputation: float | None = None, reason: str | None = None) -> None:
         """Add or change a peer; only the fields given change. A new peer starts healthy."""
         try:
-            self._update(peer_id, health, latency, reputation, reason)
+            if self._update(peer_id, health, latency, reputation, reason):
+                self.flush_latency()  # a full batch: handed over here, outside the table's lock
         except Exception:
             self._rejections.reject("error", "peers.update")
 
-    def _update(self, peer_id: Any, health: Any, latency: Any, reputation: Any, reason: Any) -> None:
+    def _update(self, peer_id: Any, health: Any, latency: Any, reputation: Any, reason: Any) -> bool:
+        """Apply one update; True when the latency batch is full."""
         index = None
         if health is not None:
             index = _HEALTH_INDEX.get(health) if isinstance(health, str) else None
@@ -227,7 +146,7 @@ class PeerGroup(MetricGroup):
             peer = self._peers.get(peer_id) if peer_id.__class__ is str else None
             if peer is None:
                 if not self._valid_new_id(peer_id):
-                    return
+                    return False
                 peer = self._peers[peer_id] = _Peer(0 if index is None else index)
                 self._counts[peer.health] += 1
             elif index is not None and index != peer.health:
@@ -239,11 +158,12 @@ class PeerGroup(MetricGroup):
                 heapq.heappush(self._heap, (reputation, peer_id))
                 if len(self._heap) > 2 * len(self._peers) + 1024:
                     self._compact()
-            if latency is not None:
-                peer.latency = latency
-                self._latency.add(latency, peer.health)
             if reason is not None:
                 peer.reason = reason
+            if latency is not None:
+                peer.latency = latency
+                return self._latency.record(latency, peer.health)
+        return False
 
     def _valid_new_id(self, peer_id: Any) -> bool:
         # Called with the lock held.
