@@ -22,6 +22,7 @@ from p2p_telemetry import (
     AlertConfig,
     HealthChecker,
     Libp2pPingProbe,
+    MetricsCollector,
     MonitoringConfig,
     MonitoringSystem,
     configure,
@@ -40,14 +41,15 @@ async def answer(stream) -> None:
     await stream.close()
 
 
-async def run(duration: float) -> MonitoringSystem:
+async def run(duration: float, collector: MetricsCollector) -> None:
     node, peer = new_host(), new_host()
     peer.set_stream_handler(CHAT, answer)
     async with node.run(LISTEN), peer.run(LISTEN):
         checker = HealthChecker(Libp2pPingProbe(node), timeout=2.0)  # made in trio: rounds run in this loop
         config = MonitoringConfig(health_checker=checker, health_check_interval=0.5,
                                   alert_config=AlertConfig(sinks=[]))
-        with MonitoringSystem(config) as monitoring:
+        # The node's own collector: it stays reported after the monitoring system stops.
+        with MonitoringSystem(config, metrics=collector) as monitoring:
             handle = instrument_host(node, monitoring.metrics)
             await node.connect(info_from_p2p_addr(peer.get_addrs()[0]))
             with trio.move_on_after(duration):
@@ -59,7 +61,6 @@ async def run(duration: float) -> MonitoringSystem:
                     await trio.sleep(0.1)
             await trio.to_thread.run_sync(checker.check_now, monitoring.metrics)  # one last round, for the record
             handle.close()
-        return monitoring
 
 
 def main() -> None:
@@ -70,9 +71,10 @@ def main() -> None:
     provider = configure(service_name="libp2p-example-node", exporters=["prometheus"], prometheus_port=args.port)
     url = setup_info(provider).prometheus_url
     print(f"serving Prometheus metrics at {url} for {args.duration:g} s")
-    monitoring = trio.run(run, args.duration)
-    print(f"network: {monitoring.metrics.network_snapshot()}")
-    print(f"peers:   {monitoring.metrics.peer_counts()}")
+    collector = MetricsCollector(provider)
+    trio.run(run, args.duration, collector)
+    print(f"network: {collector.network_snapshot()}")
+    print(f"peers:   {collector.peer_counts()}")
     with urllib.request.urlopen(url, timeout=5) as response:
         served = [line for line in response.read().decode().splitlines()
                   if line.startswith(("p2p_connection_active", "p2p_network_io_bytes_total", "p2p_peers",

@@ -1,115 +1,69 @@
-"""Shared fixtures: a fresh SDK provider with an InMemoryMetricReader, and a way to read what it exported."""
+"""Shared fixtures: a fresh SDK provider with an InMemoryMetricReader, and a way to read what it exported.
+
+Thin wrappers over ``p2p_telemetry.testing`` (the helpers the package ships for its users' tests):
+``capture`` is a ``TelemetryCapture``; ``provider``, ``reader`` and ``collector`` are its parts.
+"""
 
 from __future__ import annotations
 
 import sys
-from dataclasses import dataclass
+from collections.abc import Iterator
 from pathlib import Path
-from typing import Any
 
 import pytest
 from opentelemetry import metrics
 from opentelemetry.sdk.metrics import MeterProvider
-from opentelemetry.sdk.metrics.export import (
-    AggregationTemporality,
-    ExponentialHistogram,
-    Gauge,
-    Histogram,
-    InMemoryMetricReader,
-    Sum,
-)
+from opentelemetry.sdk.metrics.export import AggregationTemporality, InMemoryMetricReader
 from opentelemetry.util._once import Once
+
+from p2p_telemetry import MetricsCollector, testing
+from p2p_telemetry.testing import ExportedMetric as Metric  # noqa: F401  (the name the tests know)
+from p2p_telemetry.testing import Snapshot as Exported
+from p2p_telemetry.testing import TelemetryCapture
 
 sys.path.insert(0, str(Path(__file__).parent))
 
 
-@dataclass
-class Metric:
-    """One exported metric, as a test sees it."""
-
-    name: str
-    unit: str
-    description: str
-    kind: str  # "monotonic_sum", "sum", "gauge" or "histogram"
-    points: list[Any]
-
-    def point(self, attributes: dict[str, Any] | None = None) -> Any:
-        """The one point whose attributes are exactly ``attributes``."""
-        wanted = attributes or {}
-        found = [p for p in self.points if dict(p.attributes) == wanted]
-        assert len(found) == 1, f"{self.name}: no single point with {wanted}; have {[dict(p.attributes) for p in self.points]}"
-        return found[0]
-
-    def value(self, attributes: dict[str, Any] | None = None) -> Any:
-        return self.point(attributes).value
-
-    def attribute_sets(self) -> list[dict[str, Any]]:
-        return [dict(p.attributes) for p in self.points]
-
-
-class Exported:
-    """Every metric of one collection, by name."""
-
-    def __init__(self, data: Any) -> None:
-        self.metrics: dict[str, Metric] = {}
-        self.scopes: list[Any] = []
-        for resource_metrics in (data.resource_metrics if data else ()):
-            for scope_metrics in resource_metrics.scope_metrics:
-                self.scopes.append(scope_metrics.scope)
-                for m in scope_metrics.metrics:
-                    self.metrics[m.name] = Metric(m.name, m.unit, m.description, _kind(m.data),
-                                                  list(m.data.data_points))
-
-    def __getitem__(self, name: str) -> Metric:
-        assert name in self.metrics, f"{name} not exported; have {sorted(self.metrics)}"
-        return self.metrics[name]
-
-    def __contains__(self, name: str) -> bool:
-        return name in self.metrics
-
-    def value(self, name: str, attributes: dict[str, Any] | None = None) -> Any:
-        return self[name].value(attributes)
-
-
-def _kind(data: Any) -> str:
-    if isinstance(data, Sum):
-        assert data.aggregation_temporality == AggregationTemporality.CUMULATIVE
-        return "monotonic_sum" if data.is_monotonic else "sum"
-    if isinstance(data, Gauge):
-        return "gauge"
-    if isinstance(data, Histogram):
-        return "histogram"
-    if isinstance(data, ExponentialHistogram):
-        return "exponential_histogram"
-    raise AssertionError(f"unexpected data {data!r}")
-
-
 def collect(reader: InMemoryMetricReader) -> Exported:
-    """Collect once through ``reader`` and return what was exported."""
-    return Exported(reader.get_metrics_data())
+    """Collect once through ``reader`` and return what was exported (always cumulative here)."""
+    exported = testing.collect(reader)
+    for metric in exported:
+        assert metric.temporality in (None, AggregationTemporality.CUMULATIVE), (metric.name, metric.temporality)
+    return exported
 
 
 @pytest.fixture
-def reader() -> InMemoryMetricReader:
-    return InMemoryMetricReader()
+def capture() -> Iterator[TelemetryCapture]:
+    """A TelemetryCapture (own provider and reader; its collector with ``sample_resources=False``)."""
+    with TelemetryCapture() as telemetry:
+        yield telemetry
 
 
 @pytest.fixture
-def provider(reader: InMemoryMetricReader):
-    provider = MeterProvider(metric_readers=[reader])
-    yield provider
-    provider.shutdown()
+def reader(capture: TelemetryCapture) -> InMemoryMetricReader:
+    return capture.reader
+
+
+@pytest.fixture
+def provider(capture: TelemetryCapture) -> MeterProvider:
+    return capture.provider
+
+
+@pytest.fixture
+def collector(capture: TelemetryCapture) -> MetricsCollector:
+    """The one shared collector: on ``provider``, resource gauges as recorded (no live psutil readings)."""
+    return capture.collector
 
 
 def reset_global_provider() -> None:
     """Forget the global MeterProvider (the API lets a process set it once)."""
-    metrics._internal._METER_PROVIDER_SET_ONCE = Once()  # type: ignore[attr-defined]
-    metrics._internal._METER_PROVIDER = None  # type: ignore[attr-defined]
-    metrics._internal._PROXY_METER_PROVIDER = metrics._internal._ProxyMeterProvider()  # type: ignore
+    metrics._internal._METER_PROVIDER_SET_ONCE = Once()
+    metrics._internal._METER_PROVIDER = None
+    metrics._internal._PROXY_METER_PROVIDER = metrics._internal._ProxyMeterProvider()
 
 
 @pytest.fixture
-def clean_global():
+def clean_global() -> Iterator[None]:
     reset_global_provider()
     yield
     current = metrics.get_meter_provider()

@@ -49,6 +49,6 @@ def test_rejections_log_once_per_reason(caplog):
 
 
 def test_name_set_admits_up_to_its_limit():
-    names = NameSet("events", limit=2)
+    names = NameSet("events", admit_limit=2)
     assert [names.admit(x) for x in ("a", "b", "c", "a", None)] == ["a", "b", "other", "a", "other"]
     assert list(names) == ["a", "b"]

@@ -23,12 +23,12 @@ from p2p_telemetry import (
 # The contract of shared/spec/metrics.md: name -> (unit, kind, attribute keys).
 CONTRACT = {
     "p2p.network.io": ("By", "monotonic_sum", {"network.io.direction", "p2p.protocol", "network.transport"}),
-    "p2p.connection.active": ("{connection}", "sum", {"p2p.connection.direction", "network.transport"}),
-    "p2p.connection.attempts": ("{attempt}", "monotonic_sum", {"p2p.connection.direction", "network.transport"}),
+    "p2p.connection.active": ("{connection}", "sum", {"p2p.connection.direction", "network.transport", "p2p.transport"}),
+    "p2p.connection.attempts": ("{attempt}", "monotonic_sum", {"p2p.connection.direction", "network.transport", "p2p.transport"}),
     "p2p.connection.failures": ("{failure}", "monotonic_sum",
-                                {"p2p.connection.direction", "network.transport", "error.type"}),
-    "p2p.connection.setup.duration": ("s", "histogram", {"p2p.connection.direction", "network.transport"}),
-    "p2p.connection.duration": ("s", "histogram", {"p2p.connection.direction", "network.transport"}),
+                                {"p2p.connection.direction", "network.transport", "p2p.transport", "error.type"}),
+    "p2p.connection.setup.duration": ("s", "histogram", {"p2p.connection.direction", "network.transport", "p2p.transport"}),
+    "p2p.connection.duration": ("s", "histogram", {"p2p.connection.direction", "network.transport", "p2p.transport"}),
     "p2p.protocol.events": ("{event}", "monotonic_sum", {"p2p.protocol", "p2p.protocol.event"}),
     "p2p.peers": ("{peer}", "sum", {"p2p.peer.health"}),
     "p2p.peer.latency": ("s", "histogram", {"p2p.peer.health"}),
@@ -55,7 +55,7 @@ def test_metrics_collection(provider, reader):
     assert exported.value("p2p.network.io", {**TX, **other}) == 1000
     assert exported.value("p2p.network.io", {**RX, **other}) == 2000
     assert exported.value("p2p.connection.active",
-                          {"p2p.connection.direction": "unknown", "network.transport": "other"}) == 5
+                          {"p2p.connection.direction": "unknown", "network.transport": "other", "p2p.transport": "other"}) == 5
 
 
 def test_every_metric_of_the_catalogue(provider, reader, tmp_path):
@@ -98,8 +98,8 @@ def test_every_metric_of_the_catalogue(provider, reader, tmp_path):
     io = exported["p2p.network.io"]
     assert io.value({**TX, "p2p.protocol": "task", "network.transport": "tcp"}) == 150
     assert io.value({**RX, "p2p.protocol": "/ipfs/ping/1.0.0", "network.transport": "quic"}) == 7
-    outbound = {"p2p.connection.direction": "outbound", "network.transport": "tcp"}
-    inbound = {"p2p.connection.direction": "inbound", "network.transport": "tcp"}
+    outbound = {"p2p.connection.direction": "outbound", "network.transport": "tcp", "p2p.transport": "tcp"}
+    inbound = {"p2p.connection.direction": "inbound", "network.transport": "tcp", "p2p.transport": "tcp"}
     assert exported.value("p2p.connection.attempts", outbound) == 2
     assert exported.value("p2p.connection.failures", {**outbound, "error.type": "refused"}) == 1
     assert exported.value("p2p.connection.failures", {**outbound, "error.type": "timeout"}) == 0

@@ -12,15 +12,11 @@ import threading
 import pytest
 
 from conftest import collect
-from p2p_telemetry import MetricsCollector, error_type
+from p2p_telemetry import error_type
 
 TASK_TCP = {"p2p.protocol": "task", "network.transport": "tcp"}
-OUT_TCP = {"p2p.connection.direction": "outbound", "network.transport": "tcp"}
+OUT_TCP = {"p2p.connection.direction": "outbound", "network.transport": "tcp", "p2p.transport": "tcp"}
 
-
-@pytest.fixture
-def collector(provider):
-    return MetricsCollector(provider, sample_resources=False)
 
 
 def io(reader, direction, **attrs):
@@ -129,7 +125,7 @@ def test_closing_more_than_opened_is_rejected_not_negative(collector, reader):
     collector.network.connection_closed("inbound", "tcp", duration=-3)
     exported = collect(reader)
     assert exported.value("p2p.connection.active", {"p2p.connection.direction": "inbound",
-                                                    "network.transport": "tcp"}) == 0
+                                                    "network.transport": "tcp", "p2p.transport": "tcp"}) == 0
     assert exported.value("p2p.telemetry.rejected", {"reason": "unbalanced"}) == 1
     assert exported.value("p2p.telemetry.rejected", {"reason": "range"}) == 1
 

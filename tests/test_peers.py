@@ -158,25 +158,6 @@ def test_counts_exact_under_threads(provider, reader):
     assert sum(p.count for p in latency.points) == 4 * 5_000
 
 
-def test_falls_back_to_public_api_when_a_reader_aggregates_differently(caplog):
-    """A reader with exponential histograms: samples go through Histogram.record, still all counted."""
-    reader = InMemoryMetricReader()
-    provider = MeterProvider(metric_readers=[reader], views=[
-        View(instrument_name="p2p.peer.latency", aggregation=ExponentialBucketHistogramAggregation())])
-    peers = MetricsCollector(provider).peers
-    with caplog.at_level(logging.WARNING, logger="p2p_telemetry"):
-        for _ in range(5):
-            peers.update("a", latency=0.02)
-        first = collect(reader)["p2p.peer.latency"].point({"p2p.peer.health": "healthy"})
-        for _ in range(3):
-            peers.update("a", latency=0.02)
-        second = collect(reader)["p2p.peer.latency"].point({"p2p.peer.health": "healthy"})
-    assert (first.count, second.count) == (5, 8)
-    assert second.sum == pytest.approx(8 * 0.02, rel=0.5)
-    assert caplog.text.count("public API") == 1
-    provider.shutdown()
-
-
 def test_reputation_falls_back_to_rank_keys_when_sdk_internals_change(provider, reader, monkeypatch, caplog):
     def broken(*args, **kwargs):
         raise _sdk_bridge.SdkInternalsChanged("test")

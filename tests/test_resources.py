@@ -27,14 +27,33 @@ def test_first_cpu_reading_is_real(provider, reader):
     assert 0 < cpu <= 1
 
 
+class FakeClock:
+    """A monotonic clock that moves only when told."""
+
+    def __init__(self) -> None:
+        self.now = 1000.0
+
+    def __call__(self) -> float:
+        return self.now
+
+    def advance(self, seconds: float) -> None:
+        self.now += seconds
+
+
 def test_cpu_follows_the_process(provider, reader):
-    MetricsCollector(provider)
+    clock = FakeClock()
+    MetricsCollector(provider, clock=clock)
+    process = psutil.Process()
     collect(reader)
-    time.sleep(0.6)
+    clock.advance(10.0)  # ten seconds of (fake) wall time with next to no CPU used
     idle = collect(reader).value("p2p.node.cpu.utilization")
-    burn(0.6)
+    before = sum(process.cpu_times()[:2])
+    burn(0.3)
+    used = sum(process.cpu_times()[:2]) - before
+    clock.advance(0.5)
     busy = collect(reader).value("p2p.node.cpu.utilization")
-    assert busy > idle and busy >= 0.6 / psutil.cpu_count() * 0.5
+    assert idle < 0.05 / psutil.cpu_count()
+    assert busy == pytest.approx(used / 0.5 / psutil.cpu_count(), rel=0.2)
 
 
 def test_memory_is_the_process_rss(provider, reader):
@@ -44,15 +63,14 @@ def test_memory_is_the_process_rss(provider, reader):
 
 
 def test_bandwidth_is_the_nodes_own_traffic(provider, reader):
-    collector = MetricsCollector(provider)
-    start = time.monotonic()
+    clock = FakeClock()
+    collector = MetricsCollector(provider, clock=clock)
     collector.network.bytes_sent(1_000_000, protocol="task")
     collector.network.bytes_received(250_000, protocol="task")
-    time.sleep(0.5)
+    clock.advance(0.5)
     exported = collect(reader)
-    elapsed = time.monotonic() - start
-    assert exported.value("p2p.node.bandwidth", TX) == pytest.approx(1_000_000 / elapsed, rel=0.2)
-    assert exported.value("p2p.node.bandwidth", RX) == pytest.approx(250_000 / elapsed, rel=0.2)
+    assert exported.value("p2p.node.bandwidth", TX) == 2_000_000
+    assert exported.value("p2p.node.bandwidth", RX) == 500_000
 
 
 def test_storage_of_the_data_directory(provider, reader, tmp_path):
@@ -70,7 +88,8 @@ def test_storage_not_reported_without_a_data_directory(provider, reader):
 
 
 def test_psutil_read_once_per_collection(provider, reader, monkeypatch):
-    collector = MetricsCollector(provider)
+    clock = FakeClock()
+    collector = MetricsCollector(provider, clock=clock)
     calls = {"cpu": 0, "memory": 0}
     process = collector.resources._process
     real_cpu, real_memory = process.cpu_times, process.memory_info
@@ -85,20 +104,21 @@ def test_psutil_read_once_per_collection(provider, reader, monkeypatch):
 
     monkeypatch.setattr(process, "cpu_times", cpu_times)
     monkeypatch.setattr(process, "memory_info", memory_info)
-    time.sleep(0.3)
+    clock.advance(1.0)  # the reading made at start is stale: one new reading
     collect(reader)
     assert calls == {"cpu": 1, "memory": 1}
 
 
 def test_a_failing_psutil_call_leaves_only_its_metric_out(provider, reader, monkeypatch, caplog):
-    collector = MetricsCollector(provider)
+    clock = FakeClock()
+    collector = MetricsCollector(provider, clock=clock)
     process = collector.resources._process
 
     def denied():
         raise psutil.AccessDenied(process.pid)
 
     monkeypatch.setattr(process, "memory_info", denied)
-    time.sleep(0.3)
+    clock.advance(1.0)
     exported = collect(reader)
     assert "p2p.node.memory.usage" not in exported
     assert 0 <= exported.value("p2p.node.cpu.utilization") <= 1
@@ -119,8 +139,35 @@ def test_recorded_values_without_sampling(provider, reader):
 
 
 def test_recorded_values_are_replaced_by_the_next_reading(provider, reader):
-    collector = MetricsCollector(provider)
+    clock = FakeClock()
+    collector = MetricsCollector(provider, clock=clock)
     collector.record_resource_metrics(ResourceMetrics(memory_usage=123))
     assert collect(reader).value("p2p.node.memory.usage") == 123
-    time.sleep(0.3)
+    clock.advance(0.3)
     assert collect(reader).value("p2p.node.memory.usage") > 1 << 20
+
+
+@pytest.mark.parametrize("names, expected", [
+    ("p2p", {"p2p.node.cpu.utilization", "p2p.node.memory.usage"}),
+    ("semconv", {"process.cpu.utilization", "process.memory.usage"}),
+    ("both", {"p2p.node.cpu.utilization", "p2p.node.memory.usage", "process.cpu.utilization",
+              "process.memory.usage"}),
+])
+def test_cpu_and_memory_under_the_names_the_node_picks(provider, reader, names, expected):
+    collector = MetricsCollector(provider, sample_resources=False, resource_names=names)
+    collector.record_resource_metrics(ResourceMetrics(cpu_usage=42.0, memory_usage=123_456, bandwidth_usage=10.0))
+    exported = collect(reader)
+    names_seen = {name for name in exported.metrics if "cpu" in name or "memory" in name}
+    assert names_seen == expected
+    for name in expected:
+        assert exported.value(name) == (0.42 if "cpu" in name else 123_456)
+        assert exported[name].unit == ("1" if "cpu" in name else "By")
+    assert "p2p.node.bandwidth" in exported  # the seed's other figures stay
+    assert collector.resource_snapshot().cpu_usage == 42.0
+
+
+def test_resource_names_must_be_known(provider):
+    with pytest.raises(ValueError, match="resource_names"):
+        MetricsCollector(provider, resource_names="prometheus")
+    with pytest.raises(TypeError, match="resource_names"):
+        MetricsCollector(provider, resource_names=None)  # type: ignore[arg-type]

@@ -15,10 +15,10 @@ from .alerting import (
                        rules_to_prometheus,
 )
 from .collector import MetricsCollector
+from .groups.network import error_type
 from .health import HealthChecker, HealthPolicy, Libp2pPingProbe, tcp_connect_probe
 from .model import HealthStatus, NetworkMetrics, PeerStats, ResourceMetrics
 from .monitoring import MonitoringConfig, MonitoringSystem
-from .network import error_type
 from .provider import configure, setup_info
 
 __all__ = [

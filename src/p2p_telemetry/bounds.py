@@ -9,10 +9,12 @@ import logging
 import math
 import re
 import threading
-from collections.abc import Iterable
+from collections.abc import Iterable, Iterator, Mapping
 from datetime import timedelta
+from typing import Any
 
-from .catalogue import OTHER, REJECT_REASONS
+from ._fork import after_fork_in_child
+from .attributes import OTHER, REJECT_REASONS
 
 __all__ = ["Rejections", "NameSet", "MAX_COUNT", "count_problem", "seconds_problem", "ratio_problem",
            "clean_name", "choices", "fold", "seconds", "duration",
@@ -27,42 +29,36 @@ MAX_PEER_ID_LENGTH = 256
 
 def count_problem(n: object) -> str | None:
     """Why ``n`` is not a valid count (an int, not a bool, in 0..2**63-1), or None."""
-    if n.__class__ is not int:
+    if type(n) is not int:
         return "type"
-    if n < 0 or n > MAX_COUNT:  # type: ignore[operator]
+    if n < 0 or n > MAX_COUNT:
         return "range"
     return None
 
 
 def seconds_problem(x: object) -> str | None:
     """Why ``x`` is not a valid duration in seconds (a finite number >= 0), or None."""
-    if x.__class__ is not float and x.__class__ is not int:
-        return "type"
-    if not 0 <= x < math.inf:  # NaN fails every comparison
-        return "range"
-    return None
+    if type(x) is float or type(x) is int:
+        return None if 0 <= x < math.inf else "range"  # NaN fails every comparison
+    return "type"
 
 
 def ratio_problem(x: object) -> str | None:
     """Why ``x`` is not a finite number in 0..1, or None."""
-    if x.__class__ is not float and x.__class__ is not int:
-        return "type"
-    if not 0 <= x <= 1:
-        return "range"
-    return None
+    if type(x) is float or type(x) is int:
+        return None if 0 <= x <= 1 else "range"
+    return "type"
 
 
 def clean_name(value: object, max_length: int = MAX_NAME_LENGTH) -> str | None:
     """``value`` if it can be an attribute value (printable UTF-8 ``str``, 1..max_length chars), else None."""
-    if value.__class__ is not str or not 0 < len(value) <= max_length:  # type: ignore[arg-type]
-        return None
-    if not value.isprintable():  # type: ignore[union-attr]
+    if type(value) is not str or not 0 < len(value) <= max_length or not value.isprintable():
         return None
     try:
-        value.encode("utf-8")  # type: ignore[union-attr]
+        value.encode("utf-8")
     except UnicodeEncodeError:  # lone surrogates
         return None
-    return value  # type: ignore[return-value]
+    return value
 
 
 def choices(*names: str) -> dict[str, str]:
@@ -70,10 +66,10 @@ def choices(*names: str) -> dict[str, str]:
     return {name: name for name in names}
 
 
-def fold(value: object, allowed: dict[str, str], default: str = OTHER) -> str:
+def fold(value: object, allowed: Mapping[Any, str], default: str = OTHER) -> str:
     """The accepted name equal to ``value``, else ``default``; never raises."""
     try:
-        return allowed.get(value, default)  # type: ignore[call-overload]
+        return allowed.get(value, default)
     except Exception:  # unhashable, or a hostile __hash__/__eq__
         return default
 
@@ -84,6 +80,10 @@ class Rejections:
     def __init__(self) -> None:
         self._counts = dict.fromkeys(REJECT_REASONS, 0)
         self._logged: set[str] = set()
+        self._lock = threading.Lock()
+        after_fork_in_child(self)
+
+    def _after_fork_in_child(self) -> None:
         self._lock = threading.Lock()
 
     def reject(self, reason: str, where: str) -> None:
@@ -104,37 +104,67 @@ class Rejections:
 
 
 class NameSet:
-    """A bounded set of names accepted as attribute values; anything else folds into ``other``."""
+    """A bounded set of names accepted as attribute values; anything else folds into ``other``.
 
-    def __init__(self, what: str, names: Iterable[str] = (), limit: int | None = None) -> None:
+    ``capacity`` bounds the names it ever holds, registered or admitted: a registration past it
+    is refused with a warning (the name then counts under ``other``), so the series a name can
+    open stay within what the SDK exports without overflow.
+    """
+
+    def __init__(self, what: str, names: Iterable[str] = (), capacity: int | None = None, *,
+                 admit_limit: int | None = None) -> None:
         self._what = what
         self._names: dict[str, str] = {}
-        self._limit = limit
-        self._warned = False
+        self._capacity = capacity
+        self._admit_limit = admit_limit
+        self._warned: set[str] = set()
         self._lock = threading.Lock()
+        after_fork_in_child(self)
         for name in names:
             self.register(name)
 
-    def register(self, name: str) -> str:
-        """Accept ``name`` from now on (raises ValueError for a name that cannot be an attribute value)."""
+    def _after_fork_in_child(self) -> None:
+        self._lock = threading.Lock()
+
+    @property
+    def capacity(self) -> int | None:
+        """The most names this set ever holds (None: unbounded)."""
+        return self._capacity
+
+    def register(self, name: str) -> bool:
+        """Accept ``name`` from now on; False (with a warning, once) when the set is full.
+
+        Raises ValueError for a name that cannot be an attribute value.
+        """
         if clean_name(name) is None:
             raise ValueError(f"{self._what}: {name!r} is not a valid name (1..{MAX_NAME_LENGTH} printable chars)")
         with self._lock:
-            self._names = {**self._names, name: name}
-        return name
+            if name in self._names:
+                return True
+            if self._capacity is not None and len(self._names) >= self._capacity:
+                full = True
+            else:
+                self._names = {**self._names, name: name}
+                full = False
+        if full:
+            self._warn_once("full", "p2p-telemetry: %s: %r is not registered, the set is full (%d names, the most "
+                            "whose series stay within the SDK's cardinality limit); it counts under %r",
+                            self._what, name, self._capacity, OTHER)
+        return not full
 
     def admit(self, value: object) -> str:
-        """The known name equal to ``value``, or ``value`` newly admitted while under the limit, or ``other``."""
+        """The known name equal to ``value``, or ``value`` newly admitted while under the admit limit, or ``other``."""
         name = fold(value, self._names, "")
         if name:
             return name
-        name = clean_name(value)  # type: ignore[assignment]
-        if name is not None and self._limit is not None:
+        cleaned = clean_name(value)
+        if cleaned is not None and self._admit_limit is not None:
+            limit = self._admit_limit if self._capacity is None else min(self._admit_limit, self._capacity)
             with self._lock:
-                if name in self._names or len(self._names) < self._limit:
-                    self._names = {**self._names, name: name}
-                    return name
-        self._warn()
+                if cleaned in self._names or len(self._names) < limit:
+                    self._names = {**self._names, cleaned: cleaned}
+                    return cleaned
+        self._warn_outside()
         return OTHER
 
     def lookup(self, value: object) -> str:
@@ -142,19 +172,22 @@ class NameSet:
         name = fold(value, self._names, "")
         if name:
             return name
-        self._warn()
+        self._warn_outside()
         return OTHER
 
-    def _warn(self) -> None:
-        if not self._warned:
-            self._warned = True
-            logger.warning("p2p-telemetry: %s outside the accepted set are counted under %r "
-                           "(warned once)", self._what, OTHER)
+    def _warn_outside(self) -> None:
+        self._warn_once("outside", "p2p-telemetry: %s outside the accepted set are counted under %r (warned once)",
+                        self._what, OTHER)
+
+    def _warn_once(self, kind: str, message: str, *args: object) -> None:
+        if kind not in self._warned:
+            self._warned.add(kind)
+            logger.warning(message, *args)
 
     def __contains__(self, value: object) -> bool:
         return bool(fold(value, self._names, ""))
 
-    def __iter__(self):
+    def __iter__(self) -> Iterator[str]:
         return iter(sorted(self._names))
 
     def __len__(self) -> int:

@@ -34,8 +34,8 @@ import anyio
 
 from .bounds import seconds
 from .collector import MetricsCollector
+from .groups.network import error_type
 from .model import HealthStatus
-from .network import error_type
 
 __all__ = ["HealthPolicy", "HealthChecker", "Probe", "tcp_connect_probe", "Libp2pPingProbe"]
 

@@ -53,7 +53,7 @@ def test_collector_receives_names_attributes_and_exact_values(rotel, protocol):
     assert latest_point(points, "p2p.network.io", {"network.io.direction": "receive",
                                                    "p2p.protocol": "/ipfs/ping/1.0.0",
                                                    "network.transport": "quic"})["value"] == 1500
-    out = {"p2p.connection.direction": "outbound", "network.transport": "tcp"}
+    out = {"p2p.connection.direction": "outbound", "network.transport": "tcp", "p2p.transport": "tcp"}
     assert latest_point(points, "p2p.connection.attempts", out)["value"] == 1
     assert latest_point(points, "p2p.connection.failures", {**out, "error.type": "refused"})["value"] == 1
     assert latest_point(points, "p2p.connection.active", out)["value"] == 0

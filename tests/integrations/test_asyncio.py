@@ -9,7 +9,6 @@ import struct
 import pytest
 
 from conftest import collect
-from p2p_telemetry import MetricsCollector
 from p2p_telemetry.integrations.asyncio import instrument_streams, open_connection, start_server
 from realstack import free_port
 
@@ -23,12 +22,12 @@ def io(exported, direction: str, protocol: str = "task") -> int:
 
 def active(exported, direction: str) -> int:
     return exported.value("p2p.connection.active", {"p2p.connection.direction": direction,
-                                                    "network.transport": "tcp"})
+                                                    "network.transport": "tcp", "p2p.transport": "tcp"})
 
 
 def lifetimes(exported, direction: str) -> int:
     return exported["p2p.connection.duration"].point({"p2p.connection.direction": direction,
-                                                      "network.transport": "tcp"}).count
+                                                      "network.transport": "tcp", "p2p.transport": "tcp"}).count
 
 
 async def until(check, timeout: float = 5.0) -> None:
@@ -52,10 +51,6 @@ def fill_backlog(address) -> list[socket.socket]:
         fillers.append(filler)
     raise AssertionError("the listen backlog never filled")
 
-
-@pytest.fixture
-def collector(provider):
-    return MetricsCollector(provider, sample_resources=False)
 
 
 def test_exact_bytes_both_directions_and_levels(collector, reader):
@@ -105,7 +100,7 @@ def test_exact_bytes_both_directions_and_levels(collector, reader):
         assert io(exported, direction) == 2 * moved  # each side sent and received `moved` bytes
     assert active(exported, "outbound") == 0 and active(exported, "inbound") == 0
     assert lifetimes(exported, "outbound") == 1 and lifetimes(exported, "inbound") == 1
-    attempts = {"p2p.connection.direction": "outbound", "network.transport": "tcp"}
+    attempts = {"p2p.connection.direction": "outbound", "network.transport": "tcp", "p2p.transport": "tcp"}
     assert exported.value("p2p.connection.attempts", attempts) == 1
     assert exported["p2p.connection.setup.duration"].point(attempts).count == 1
     assert sum(p.value for p in exported["p2p.connection.failures"].points) == 0
@@ -120,7 +115,8 @@ def test_refused_dial_counts_failure(collector, reader):
 
     asyncio.run(main())
     exported = collect(reader)
-    wanted = {"p2p.connection.direction": "outbound", "network.transport": "tcp", "error.type": "refused"}
+    wanted = {"p2p.connection.direction": "outbound", "network.transport": "tcp", "p2p.transport": "tcp",
+              "error.type": "refused"}
     assert exported.value("p2p.connection.failures", wanted) == 1
     assert "p2p.connection.active" not in exported  # nothing was ever open
 
@@ -181,7 +177,8 @@ def test_reset_by_peer_and_cancelled_handler_are_closed_and_counted(collector, r
     exported = collect(reader)
     assert active(exported, "inbound") == 0 and active(exported, "outbound") == 0
     assert lifetimes(exported, "inbound") == 2 and lifetimes(exported, "outbound") == 1
-    canceled = {"p2p.connection.direction": "outbound", "network.transport": "tcp", "error.type": "canceled"}
+    canceled = {"p2p.connection.direction": "outbound", "network.transport": "tcp", "p2p.transport": "tcp",
+                "error.type": "canceled"}
     assert exported.value("p2p.connection.failures", canceled) == 1
 
 

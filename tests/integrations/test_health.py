@@ -17,7 +17,6 @@ from p2p_telemetry import (
     HealthChecker,
     HealthPolicy,
     HealthStatus,
-    MetricsCollector,
     MonitoringConfig,
     MonitoringSystem,
     tcp_connect_probe,
@@ -51,10 +50,6 @@ class Listener:
 def latency_count(exported) -> int:
     return sum(p.count for p in exported["p2p.peer.latency"].points)
 
-
-@pytest.fixture
-def collector(provider):
-    return MetricsCollector(provider, sample_resources=False)
 
 
 def test_policy_schedule_on_a_peer_that_stops_answering(collector, reader):

@@ -55,8 +55,9 @@ def test_zero_code_node_exports_connections_and_bytes(tmp_path):
         text = http_get(f"http://127.0.0.1:{on_port}/metrics").decode()
         # Both hosts of the node were made by libp2p.new_host(): one dialled, one accepted.
         active = samples(text, "p2p_connection_active")
-        assert active[frozenset({("p2p_connection_direction", "outbound"), ("network_transport", "tcp")})] == 1
-        assert active[frozenset({("p2p_connection_direction", "inbound"), ("network_transport", "tcp")})] == 1
+        tcp = {("network_transport", "tcp"), ("p2p_transport", "tcp")}
+        assert active[frozenset({("p2p_connection_direction", "outbound"), *tcp})] == 1
+        assert active[frozenset({("p2p_connection_direction", "inbound"), *tcp})] == 1
         io = samples(text, "p2p_network_io_bytes_total")
         for direction in ("transmit", "receive"):
             key = frozenset({("network_io_direction", direction), ("p2p_protocol", ECHO), ("network_transport", "tcp")})

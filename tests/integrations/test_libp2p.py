@@ -53,7 +53,7 @@ def series_count(exported) -> int:
 
 
 def tcp(direction: str) -> dict:
-    return {"p2p.connection.direction": direction, "network.transport": "tcp"}
+    return {"p2p.connection.direction": direction, "network.transport": "tcp", "p2p.transport": "tcp"}
 
 
 def test_three_hosts_connections_pings_streams_and_churn(provider, reader):

@@ -95,3 +95,61 @@ def test_a_million_peers_and_a_hundred_thousand_names(reader, provider):
     assert "p2p.peer.reputation" not in exported or not exported["p2p.peer.reputation"].points
     grown = rss() - before
     assert grown < 20 * MiB, f"memory grew by {grown / MiB:.1f} MiB"
+
+
+def _series_per_metric(exported) -> dict[str, int]:
+    return {name: len(metric.points) for name, metric in exported.metrics.items()}
+
+
+def test_every_metric_stays_within_the_sdks_limit_at_the_worst_case_of_the_bounds(reader, provider, caplog):
+    """70 protocols x 32 event names, or 200 protocols x 6 transports, used to pass the SDK's 2,000."""
+    collector = MetricsCollector(provider, sample_resources=False)
+    registry = collector.protocols.registry
+    with caplog.at_level("WARNING", logger="p2p_telemetry"):
+        accepted = [name for name in (f"/proto/{i}" for i in range(200)) if registry.register(name) is not False]
+    assert registry.capacity is not None and len(registry) == registry.capacity
+    assert caplog.text.count("the set is full") == 1  # refused with one warning, never silently
+    for protocol in [*accepted, "/proto/199", *DEFAULT_PROTOCOLS]:
+        for transport in TRANSPORTS:
+            collector.network.bytes_sent(1, protocol=protocol, transport=transport)
+            collector.network.bytes_received(1, protocol=protocol, transport=transport)
+        for event in range(40):
+            collector.protocols.increment(protocol, f"event-{event}")
+    for direction in ("inbound", "outbound", "sideways"):
+        for transport in TRANSPORTS:
+            for stack in ("tcp", "quic", "ws", "wss", "webtransport", "webrtc", "circuit", "carrier-pigeon"):
+                for error in [*ERROR_TYPES, "boom"]:
+                    collector.network.connection_failed(error, direction, transport, stack)
+    exported = collect(reader)
+    no_overflow(exported)
+    series = _series_per_metric(exported)
+    assert max(series.values()) < 2000, series
+    last = accepted[-1]
+    assert exported.value("p2p.protocol.events", {"p2p.protocol": last, "p2p.protocol.event": "event-0"}) == 1
+    # the refused protocol counts under other, never lost
+    assert exported.value("p2p.network.io", {"network.io.direction": "transmit", "p2p.protocol": OTHER,
+                                             "network.transport": "tcp"}) >= 1
+
+
+def test_the_protocol_capacity_follows_a_provider_with_a_smaller_limit():
+    from opentelemetry.sdk.metrics import (Counter, Histogram, MeterProvider, ObservableCounter, ObservableGauge,
+                                           ObservableUpDownCounter, UpDownCounter)
+    from opentelemetry.sdk.metrics.export import InMemoryMetricReader
+
+    kinds = (Counter, UpDownCounter, Histogram, ObservableCounter, ObservableUpDownCounter, ObservableGauge)
+    reader = InMemoryMetricReader(cardinality_limits=dict.fromkeys(kinds, 400))
+    provider = MeterProvider(metric_readers=[reader])
+    try:
+        collector = MetricsCollector(provider, sample_resources=False, max_event_names=8)
+        for i in range(100):
+            collector.protocols.register(f"/proto/{i}")
+        for protocol in collector.protocols.protocols():
+            for event in range(20):
+                collector.protocols.increment(protocol, f"e{event}")
+            for transport in TRANSPORTS:
+                collector.network.bytes_sent(1, protocol=protocol, transport=transport)
+        exported = collect(reader)
+        no_overflow(exported)
+        assert max(_series_per_metric(exported).values()) < 400
+    finally:
+        provider.shutdown()

@@ -7,6 +7,7 @@ import threading
 import time
 
 from conftest import collect
+from faults import thread_exceptions
 from p2p_telemetry import MetricsCollector
 
 THREADS = 8
@@ -38,8 +39,6 @@ def test_eight_threads_while_a_reader_collects(reader, provider):
     went_down: list[tuple] = []
     collections = 0
     done = threading.Event()
-    thread_errors: list[BaseException] = []
-    threading.excepthook = lambda args: thread_errors.append(args.exc_value)  # type: ignore[assignment]
 
     def read_loop() -> None:
         nonlocal collections
@@ -59,14 +58,14 @@ def test_eight_threads_while_a_reader_collects(reader, provider):
 
     workers = [threading.Thread(target=workload, args=(collector, w, errors)) for w in range(THREADS)]
     observer = threading.Thread(target=read_loop)
-    observer.start()
-    for worker in workers:
-        worker.start()
-    for worker in workers:
-        worker.join()
-    done.set()
-    observer.join()
-    threading.excepthook = threading.__excepthook__  # type: ignore[attr-defined]
+    with thread_exceptions() as thread_errors:  # the previous hook comes back whatever happens
+        observer.start()
+        for worker in workers:
+            worker.start()
+        for worker in workers:
+            worker.join()
+        done.set()
+        observer.join()
 
     assert not errors and not thread_errors
     assert not went_down, went_down[:5]
@@ -81,10 +80,11 @@ def test_eight_threads_while_a_reader_collects(reader, provider):
     for w in range(THREADS):
         assert exported.value("p2p.protocol.events", {"p2p.protocol": "task", "p2p.protocol.event": f"w{w}"}) \
             == per_thread
-    pair = {"p2p.connection.direction": "outbound", "network.transport": "tcp"}
+    pair = {"p2p.connection.direction": "outbound", "network.transport": "tcp", "p2p.transport": "tcp"}
     assert exported.value("p2p.connection.active", pair) == 0
     assert exported.value("p2p.connection.attempts", {"p2p.connection.direction": "inbound",
-                                                      "network.transport": "quic"}) == per_thread * THREADS
+                                                      "network.transport": "quic", "p2p.transport": "quic"}) \
+        == per_thread * THREADS
     assert sum(p.value for p in exported["p2p.peers"].points) == len(PEERS)
     assert sum(p.count for p in exported["p2p.peer.latency"].points) == per_thread * THREADS
     assert "p2p.telemetry.rejected" not in exported or not any(p.value for p in exported["p2p.telemetry.rejected"].points)

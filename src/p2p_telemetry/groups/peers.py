@@ -5,22 +5,38 @@ from __future__ import annotations
 import heapq
 import logging
 import threading
-from bisect import bisect_left
-from typing import Any
+from typing import Any, ClassVar
 
-from . import _sdk_bridge
-from . import catalogue as c
-from .bounds import MAX_PEER_ID_LENGTH, Rejections, ratio_problem, seconds_problem
-from .instruments import InstrumentHub, Points
-from .model import HealthStatus, PeerStats
+from .. import _sdk_bridge
+from .._fork import after_fork_in_child
+from ..attributes import HEALTH, HEALTH_STATES, PEER_ID, PEER_RANK
+from ..bounds import MAX_PEER_ID_LENGTH, ratio_problem, seconds_problem
+from ..histograms import BatchedHistogram
+from ..instruments import Point, Points
+from ..metric import Kind, MetricSpec
+from ..model import HealthStatus, PeerStats
+from .base import GroupContext, MetricGroup
 
-__all__ = ["PeerGroup"]
+__all__ = ["PeerGroup", "SPECS", "PEERS", "PEER_LATENCY", "PEER_REPUTATION", "LATENCY_BUCKETS"]
+
+LATENCY_BUCKETS = (0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0)
+
+PEERS = MetricSpec(
+    "p2p.peers", Kind.UP_DOWN_COUNTER, "{peer}", "Peers in the peer table, by health.",
+    (HEALTH,), "p2p_peers")
+PEER_LATENCY = MetricSpec(
+    "p2p.peer.latency", Kind.HISTOGRAM, "s", "Round-trip latency samples of peers (pings, requests).",
+    (HEALTH,), "p2p_peer_latency_seconds", LATENCY_BUCKETS)
+PEER_REPUTATION = MetricSpec(
+    "p2p.peer.reputation", Kind.GAUGE, "1", "Reputation (0..1) of the peers with the lowest reputation.",
+    (PEER_ID,), "p2p_peer_reputation")
+SPECS = (PEERS, PEER_LATENCY, PEER_REPUTATION)
 
 logger = logging.getLogger("p2p_telemetry")
 
-_HEALTH_INDEX: dict[Any, int] = {name: i for i, name in enumerate(c.HEALTH_STATES)}
-_HEALTH_STATUS = tuple(HealthStatus(name) for name in c.HEALTH_STATES)
-_HEALTH_ATTRIBUTES = tuple({c.HEALTH: name} for name in c.HEALTH_STATES)
+_HEALTH_INDEX: dict[Any, int] = {name: i for i, name in enumerate(HEALTH_STATES)}
+_HEALTH_STATUS = tuple(HealthStatus(name) for name in HEALTH_STATES)
+_HEALTH_ATTRIBUTES = tuple({HEALTH: name} for name in HEALTH_STATES)
 _MAX_REASON_LENGTH = 256
 
 
@@ -34,90 +50,6 @@ class _Peer:
         self.reason: str | None = None
 
 
-class _Buckets:
-    """Latency samples of one attribute set since the last collection."""
-
-    __slots__ = ("counts", "total", "minimum", "maximum")
-
-    def __init__(self, size: int) -> None:
-        self.counts = [0] * size
-        self.total = 0.0
-        self.minimum = float("inf")
-        self.maximum = float("-inf")
-
-
-class _LatencyHistogram:
-    """``p2p.peer.latency``, aggregated in-process and merged into the SDK at each collection.
-
-    Falls back to the SDK's public ``record`` per sample (slower) when its internals are
-    not what ``_sdk_bridge`` expects, or a reader aggregates this histogram differently.
-    """
-
-    _REPLAY_LIMIT = 10_000
-
-    def __init__(self, instrument: Any, rejections: Rejections) -> None:
-        self._instrument = instrument
-        self._rejections = rejections
-        self._bounds = c.PEER_LATENCY.buckets or ()
-        self._pending = self._fresh()
-        self.direct = False
-
-    def _fresh(self) -> list[_Buckets]:
-        return [_Buckets(len(self._bounds) + 1) for _ in c.HEALTH_STATES]
-
-    def add(self, seconds: float, health: int) -> None:
-        """Add one sample (called with the peer table's lock held)."""
-        if self.direct:
-            self._instrument.record(seconds, _HEALTH_ATTRIBUTES[health])
-            return
-        buckets = self._pending[health]
-        buckets.counts[bisect_left(self._bounds, seconds)] += 1
-        buckets.total += seconds
-        if seconds < buckets.minimum:
-            buckets.minimum = seconds
-        if seconds > buckets.maximum:
-            buckets.maximum = seconds
-
-    def take(self) -> list[_Buckets]:
-        """The samples since the last call (called with the peer table's lock held)."""
-        pending, self._pending = self._pending, self._fresh()
-        return pending
-
-    def merge(self, pending: list[_Buckets]) -> None:
-        """Hand samples to the SDK (called at collection, without the table's lock)."""
-        for health, buckets in enumerate(pending):
-            if not buckets.total and not any(buckets.counts):
-                continue
-            if self.direct:
-                self._replay(buckets, health, skip_minimum=False)
-                continue
-            try:
-                _sdk_bridge.merge_histogram(self._instrument, _HEALTH_ATTRIBUTES[health], self._bounds,
-                                            buckets.counts, buckets.total, buckets.minimum, buckets.maximum)
-            except _sdk_bridge.SdkInternalsChanged as error:
-                self.direct = True
-                logger.warning("p2p-telemetry: p2p.peer.latency now records each sample through the SDK's "
-                               "public API (slower): %s", error)
-                self._replay(buckets, health, skip_minimum=True)
-
-    def _replay(self, buckets: _Buckets, health: int, skip_minimum: bool) -> None:
-        # Only reached once, at the switch to direct mode: the samples are known by bucket only.
-        attributes = _HEALTH_ATTRIBUTES[health]
-        counts = list(buckets.counts)
-        if skip_minimum:
-            counts[bisect_left(self._bounds, buckets.minimum)] -= 1
-        replayed = 0
-        for index, count in enumerate(counts):
-            low = self._bounds[index - 1] if index else 0.0
-            high = self._bounds[index] if index < len(self._bounds) else buckets.maximum
-            for _ in range(count):
-                if replayed >= self._REPLAY_LIMIT:
-                    self._rejections.reject("error", "p2p.peer.latency")
-                    continue
-                self._instrument.record((low + high) / 2, attributes)
-                replayed += 1
-
-
 class _ReputationSeries:
     """``p2p.peer.reputation`` on one provider: peer-id keys kept bounded by pruning the SDK's
     stale attribute sets, or rank keys when that is not possible."""
@@ -126,52 +58,76 @@ class _ReputationSeries:
         self.use_ranks = False
         self.limit = 0
 
-    def combine(self, per_source: list[list[tuple[dict, float]]]) -> Points:
+    def combine(self, per_source: list[list[Point]]) -> list[Point]:
         points = sorted((p for points in per_source for p in points), key=lambda p: p[1])[: self.limit]
         if self.use_ranks:
-            return [({c.PEER_RANK: rank}, value) for rank, (_, value) in enumerate(points, 1)]
+            return [({PEER_RANK: rank}, value) for rank, (_, value) in enumerate(points, 1)]
         return points
 
-    def after(self, instrument: Any, points: list[tuple[dict, float]]) -> None:
+    def after(self, instrument: Any, points: list[Point]) -> None:
         if self.use_ranks:
             return
         try:
-            _sdk_bridge.prune_attribute_sets(instrument, [attributes for attributes, _ in points])
+            _sdk_bridge.prune_attribute_sets(instrument, [dict(attributes) for attributes, _ in points])
         except _sdk_bridge.SdkInternalsChanged as error:
             self.use_ranks = True
             logger.warning("p2p-telemetry: p2p.peer.reputation falls back to %s keys (1..%d) instead of peer "
                            "ids, as the SDK's internals are not what it expects: %s",
-                           c.PEER_RANK, self.limit, error)
+                           PEER_RANK, self.limit, error)
 
 
-class PeerGroup:
+class PeerGroup(MetricGroup):
     """The peer table; every method is safe from any thread and never raises."""
 
-    def __init__(self, hub: InstrumentHub, rejections: Rejections, series_limit: int, max_peers: int) -> None:
-        self._rejections = rejections
+    name: ClassVar[str] = "peers"
+    specs: ClassVar[tuple[MetricSpec, ...]] = SPECS
+
+    def __init__(self, context: GroupContext) -> None:
+        super().__init__(context)
+        series_limit = context.options.peer_series_limit
         self._series_limit = series_limit
-        self._max_peers = max_peers
+        self._max_peers = context.options.max_peers
         self._peers: dict[str, _Peer] = {}
         self._counts = [0, 0, 0]
         self._heap: list[tuple[float, str]] = []  # (reputation, peer id); stale entries skipped lazily
         self._lock = threading.Lock()
-        self._latency = _LatencyHistogram(hub.histogram(c.PEER_LATENCY), rejections)
-        hub.observe(c.PEERS, self, self._observe_counts)
-        self._reputation = hub.shared("p2p.peer.reputation", _ReputationSeries)
+        after_fork_in_child(self)
+        self._latency = BatchedHistogram(self.histogram(PEER_LATENCY), LATENCY_BUCKETS, _HEALTH_ATTRIBUTES,
+                                         context.rejections, context.hub.exemplar_filter, PEER_LATENCY.name)
+        self.before_collect(self.flush_latency)  # collection time is when latency samples reach the SDK
+        self.observe(PEERS, self._observe_counts)
+        self._reputation: _ReputationSeries = context.hub.shared("p2p.peer.reputation", _ReputationSeries)
         self._reputation.limit = max(self._reputation.limit, series_limit)
         if series_limit:
-            hub.observe(c.PEER_REPUTATION, self, self._observe_reputation,
-                        combine=self._reputation.combine, after=self._reputation.after)
+            self.observe(PEER_REPUTATION, self._observe_reputation,
+                         combine=self._reputation.combine, after=self._reputation.after)
+
+    def _after_fork_in_child(self) -> None:
+        self._lock = threading.Lock()
+
+    def flush_latency(self) -> None:
+        """Hand the latency samples recorded since the last collection to the SDK."""
+        with self._lock:
+            batches = self._latency.take()
+        self._latency.hand_over(batches)
+
+    def close(self) -> None:
+        """Hand pending latency samples to the SDK, then stop reporting the table."""
+        if not self.closed:
+            self.flush_latency()
+        super().close()
 
     def update(self, peer_id: str, health: HealthStatus | str | None = None, latency: float | None = None,
                reputation: float | None = None, reason: str | None = None) -> None:
         """Add or change a peer; only the fields given change. A new peer starts healthy."""
         try:
-            self._update(peer_id, health, latency, reputation, reason)
+            if self._update(peer_id, health, latency, reputation, reason):
+                self.flush_latency()  # a full batch: handed over here, outside the table's lock
         except Exception:
             self._rejections.reject("error", "peers.update")
 
-    def _update(self, peer_id: Any, health: Any, latency: Any, reputation: Any, reason: Any) -> None:
+    def _update(self, peer_id: Any, health: Any, latency: Any, reputation: Any, reason: Any) -> bool:
+        """Apply one update; True when the latency batch is full."""
         index = None
         if health is not None:
             index = _HEALTH_INDEX.get(health) if isinstance(health, str) else None
@@ -190,7 +146,7 @@ class PeerGroup:
             peer = self._peers.get(peer_id) if peer_id.__class__ is str else None
             if peer is None:
                 if not self._valid_new_id(peer_id):
-                    return
+                    return False
                 peer = self._peers[peer_id] = _Peer(0 if index is None else index)
                 self._counts[peer.health] += 1
             elif index is not None and index != peer.health:
@@ -202,11 +158,12 @@ class PeerGroup:
                 heapq.heappush(self._heap, (reputation, peer_id))
                 if len(self._heap) > 2 * len(self._peers) + 1024:
                     self._compact()
-            if latency is not None:
-                peer.latency = latency
-                self._latency.add(latency, peer.health)
             if reason is not None:
                 peer.reason = reason
+            if latency is not None:
+                peer.latency = latency
+                return self._latency.record(latency, peer.health)
+        return False
 
     def _valid_new_id(self, peer_id: Any) -> bool:
         # Called with the lock held.
@@ -261,7 +218,7 @@ class PeerGroup:
         """``{"total", "healthy", "degraded", "unhealthy"}``, exact."""
         with self._lock:
             counts = list(self._counts)
-        return {"total": sum(counts), **dict(zip(c.HEALTH_STATES, counts))}
+        return {"total": sum(counts), **dict(zip(HEALTH_STATES, counts))}
 
     def __len__(self) -> int:
         return len(self._peers)
@@ -275,8 +232,6 @@ class PeerGroup:
     def _observe_counts(self) -> Points:
         with self._lock:
             counts = list(self._counts)
-            pending = self._latency.take()
-        self._latency.merge(pending)  # collection time is when latency samples reach the SDK
         return list(zip(_HEALTH_ATTRIBUTES, counts))
 
     def lowest_reputations(self, limit: int) -> list[tuple[str, float]]:
@@ -297,7 +252,7 @@ class PeerGroup:
         return [(peer_id, reputation) for reputation, peer_id in found]
 
     def _observe_reputation(self) -> Points:
-        return [({c.PEER_ID: peer_id}, reputation)
+        return [({PEER_ID: peer_id}, reputation)
                 for peer_id, reputation in self.lowest_reputations(self._series_limit)]
 
 

@@ -9,16 +9,49 @@ import time
 from collections import deque
 from collections.abc import Callable
 from dataclasses import dataclass, replace
-from typing import Any
+from typing import Any, ClassVar
 
 import psutil
+from opentelemetry.semconv._incubating.metrics import process_metrics
 
-from . import catalogue as c
-from .bounds import Rejections, count_problem, seconds_problem
-from .instruments import InstrumentHub, Points
-from .model import ResourceMetrics
+from .._fork import after_fork_in_child
+from ..attributes import IO_DIRECTION
+from ..bounds import count_problem, seconds_problem
+from ..instruments import Points
+from ..metric import Kind, MetricSpec
+from ..model import ResourceMetrics
+from .base import GroupContext, MetricGroup
+from .network import NetworkGroup
 
-__all__ = ["ResourceGroup", "Reading"]
+__all__ = ["ResourceGroup", "Reading", "SPECS", "CPU_UTILIZATION", "MEMORY_USAGE", "BANDWIDTH", "STORAGE_USAGE",
+           "PROCESS_CPU_UTILIZATION", "PROCESS_MEMORY_USAGE", "RESOURCE_NAMES"]
+
+CPU_UTILIZATION = MetricSpec(
+    "p2p.node.cpu.utilization", Kind.GAUGE, "1", "CPU time of the node process over wall time, per CPU (0..1).",
+    (), "p2p_node_cpu_utilization")
+MEMORY_USAGE = MetricSpec(
+    "p2p.node.memory.usage", Kind.UP_DOWN_COUNTER, "By", "Resident set size of the node process.",
+    (), "p2p_node_memory_usage_bytes")
+BANDWIDTH = MetricSpec(
+    "p2p.node.bandwidth", Kind.GAUGE, "By/s", "Bytes per second this node moved over the recent past.",
+    (IO_DIRECTION,), "p2p_node_bandwidth_bytes_per_second")
+STORAGE_USAGE = MetricSpec(
+    "p2p.node.storage.usage", Kind.UP_DOWN_COUNTER, "By", "Bytes used by the node's data directory.",
+    (), "p2p_node_storage_usage_bytes")
+# The same two figures under the semantic-convention names that opentelemetry-instrumentation-system-metrics
+# also uses, for nodes that pick them (``resource_names="semconv"`` or ``"both"``).
+PROCESS_CPU_UTILIZATION = MetricSpec(
+    process_metrics.PROCESS_CPU_UTILIZATION, Kind.GAUGE, "1",
+    "CPU time of the process over wall time, per CPU (0..1) (as p2p.node.cpu.utilization).",
+    (), "process_cpu_utilization")
+PROCESS_MEMORY_USAGE = MetricSpec(
+    process_metrics.PROCESS_MEMORY_USAGE, Kind.UP_DOWN_COUNTER, "By",
+    "Resident set size of the process (as p2p.node.memory.usage).", (), "process_memory_usage_bytes")
+SPECS = (CPU_UTILIZATION, MEMORY_USAGE, BANDWIDTH, STORAGE_USAGE, PROCESS_CPU_UTILIZATION, PROCESS_MEMORY_USAGE)
+#: Which names the CPU and memory figures are reported under.
+RESOURCE_NAMES = {"p2p": ((CPU_UTILIZATION, MEMORY_USAGE),),
+                  "semconv": ((PROCESS_CPU_UTILIZATION, PROCESS_MEMORY_USAGE),),
+                  "both": ((CPU_UTILIZATION, MEMORY_USAGE), (PROCESS_CPU_UTILIZATION, PROCESS_MEMORY_USAGE))}
 
 logger = logging.getLogger("p2p_telemetry")
 
@@ -26,8 +59,9 @@ _MAX_AGE = 0.25  # seconds a reading is shared: every callback of one collection
 _CPU_WINDOW = 0.5  # shortest wall time a CPU figure is computed over
 _BANDWIDTH_WINDOW = 10.0
 _STORAGE_EVERY = 30.0
-_TRANSMIT = {c.IO_DIRECTION: "transmit"}
-_RECEIVE = {c.IO_DIRECTION: "receive"}
+Clock = Callable[[], float]
+_TRANSMIT = {IO_DIRECTION: "transmit"}
+_RECEIVE = {IO_DIRECTION: "receive"}
 
 
 @dataclass(frozen=True)
@@ -44,7 +78,8 @@ class Reading:
 class _Cpu:
     """Process CPU time over wall time per CPU, primed at creation so the first figure is real."""
 
-    def __init__(self, process: psutil.Process) -> None:
+    def __init__(self, process: psutil.Process, clock: Clock) -> None:
+        self._clock = clock
         self._process = process
         self._cpus = psutil.cpu_count() or 1
         self._last = self._times()
@@ -52,7 +87,7 @@ class _Cpu:
 
     def _times(self) -> tuple[float, float]:
         times = self._process.cpu_times()
-        return time.monotonic(), times.user + times.system
+        return self._clock(), times.user + times.system
 
     def read(self) -> float:
         now, used = self._times()
@@ -71,12 +106,13 @@ class _Cpu:
 class _Bandwidth:
     """Bytes per second from the node's own ``p2p.network.io`` totals over the recent past."""
 
-    def __init__(self, totals: Callable[[], tuple[int, int]]) -> None:
+    def __init__(self, totals: Callable[[], tuple[int, int]], clock: Clock) -> None:
+        self._clock = clock
         self._totals = totals
-        self._samples: deque[tuple[float, int, int]] = deque([(time.monotonic(), *totals())])
+        self._samples: deque[tuple[float, int, int]] = deque([(clock(), *totals())])
 
     def read(self) -> tuple[float, float]:
-        now = time.monotonic()
+        now = self._clock()
         transmit, receive = self._totals()
         samples = self._samples
         while len(samples) > 1 and now - samples[1][0] >= _BANDWIDTH_WINDOW:
@@ -91,13 +127,14 @@ class _Bandwidth:
 class _Storage:
     """Bytes under a directory, walked at most every 30 s."""
 
-    def __init__(self, path: str) -> None:
+    def __init__(self, path: str, clock: Clock) -> None:
+        self._clock = clock
         self._path = path
         self._value: int | None = None
         self._at = float("-inf")
 
     def read(self) -> int | None:
-        now = time.monotonic()
+        now = self._clock()
         if now - self._at >= _STORAGE_EVERY:
             self._at = now
             self._value = _du(self._path) if os.path.isdir(self._path) else None
@@ -122,37 +159,52 @@ def _du(path: str) -> int:
     return total
 
 
-class ResourceGroup:
+class ResourceGroup(MetricGroup):
     """Reads psutil once per collection and shares the reading among the four callbacks."""
 
-    def __init__(self, hub: InstrumentHub, rejections: Rejections, network_totals: Callable[[], tuple[int, int]],
-                 sample: bool, data_dir: str | None) -> None:
-        self._rejections = rejections
-        self._sample = sample
+    name: ClassVar[str] = "resources"
+    specs: ClassVar[tuple[MetricSpec, ...]] = SPECS
+
+    def __init__(self, context: GroupContext) -> None:
+        super().__init__(context)
+        options = context.options
+        self._sample = options.sample_resources
         self._process = psutil.Process()
-        self._cpu = _guarded(lambda: _Cpu(self._process), "CPU")
-        self._bandwidth = _Bandwidth(network_totals)
-        self._storage = _Storage(os.fspath(data_dir)) if data_dir is not None else None
+        self._clock: Clock = options.clock
+        self._cpu = _guarded(lambda: _Cpu(self._process, self._now), "CPU")
+        self._bandwidth = _Bandwidth(context.group(NetworkGroup).io_totals, self._now)
+        self._storage = _Storage(os.fspath(options.data_dir), self._now) if options.data_dir is not None else None
         self._reading = Reading()
         self._read_at = float("-inf")
         self._lock = threading.Lock()
+        after_fork_in_child(self)
         self._failed: set[str] = set()
-        hub.observe(c.CPU_UTILIZATION, self, self._observe_cpu)
-        hub.observe(c.MEMORY_USAGE, self, self._observe_memory)
-        hub.observe(c.BANDWIDTH, self, self._observe_bandwidth)
-        hub.observe(c.STORAGE_USAGE, self, self._observe_storage)
+        for cpu, memory in RESOURCE_NAMES[options.resource_names]:
+            self.observe(cpu, self._observe_cpu)
+            self.observe(memory, self._observe_memory)
+        self.observe(BANDWIDTH, self._observe_bandwidth)
+        self.observe(STORAGE_USAGE, self._observe_storage)
+
+    def _after_fork_in_child(self) -> None:
+        self._lock = threading.Lock()
+        self._process = psutil.Process()  # the child's own process, not the parent's
+        if self._cpu is not None:
+            self._cpu = _guarded(lambda: _Cpu(self._process, self._now), "CPU")
+
+    def _now(self) -> float:
+        return self._clock()
 
     def sample(self) -> Reading:
         """Read psutil now (what a MonitoringSystem does every ``metrics_interval``)."""
         with self._lock:
             if self._sample:
                 self._reading = self._read()
-            self._read_at = time.monotonic()
+            self._read_at = self._now()
             return self._reading
 
     def current(self) -> Reading:
         """The reading the gauges report now: shared for 0.25 s, then read again."""
-        if self._sample and time.monotonic() - self._read_at >= _MAX_AGE:
+        if self._sample and self._now() - self._read_at >= _MAX_AGE:
             return self.sample()
         return self._reading
 
@@ -172,7 +224,7 @@ class ResourceGroup:
             base = self.current()  # a reading to amend: the fields not given keep their live values
             with self._lock:
                 self._reading = replace(base, **changes)
-                self._read_at = time.monotonic()
+                self._read_at = self._now()
         except Exception:
             self._rejections.reject("type", "record_resource_metrics")
 

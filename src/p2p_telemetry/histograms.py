@@ -1,0 +1,109 @@
+"""A histogram whose samples reach the SDK in batches, exactly, whatever the node's Views say.
+
+``Histogram.record`` costs several microseconds a sample in opentelemetry-sdk (attribute
+hashing, exemplar reservoirs, a lock per aggregation). A ``BatchedHistogram`` keeps the raw
+samples of each attribute set in a small array and hands them to the SDK at collection (the
+hub's before-collect hook) or when an array fills:
+
+- when every reader aggregates the instrument with the catalogue's explicit buckets (the
+  default), the batch is merged into their aggregations in one step (``_sdk_bridge``);
+- otherwise (a View with other buckets, an exponential histogram, an SDK whose internals
+  differ) every sample goes through the public ``record``, so count, sum, min, max and buckets
+  are exactly what the SDK makes of each sample; from then on samples are recorded as they come.
+
+Exemplars: a sample that the SDK's exemplar filter would keep (``always_on``, or
+``trace_based`` inside a sampled span) is recorded at once, in the caller's context, so the
+exemplar links the caller's trace as with any other histogram.
+
+Not thread-safe by itself: the owner serializes ``record`` and ``take`` (the peer table does
+it with its lock) and calls ``hand_over`` outside its locks.
+"""
+
+from __future__ import annotations
+
+import logging
+from array import array
+from bisect import bisect_left
+from collections.abc import Mapping, Sequence
+from typing import Any
+
+from opentelemetry.metrics import Histogram
+from opentelemetry.trace import get_current_span
+
+from . import _sdk_bridge
+from .bounds import Rejections
+
+__all__ = ["BatchedHistogram", "Batches", "BATCH_SIZE"]
+
+logger = logging.getLogger("p2p_telemetry")
+
+BATCH_SIZE = 4096  # samples of one attribute set held before they are handed over on the recording thread
+Batches = list["array[float]"]
+_current_context = _sdk_bridge.context_getter()
+
+
+class BatchedHistogram:
+    """One histogram instrument, with a fixed list of attribute sets chosen by index."""
+
+    def __init__(self, instrument: Histogram, boundaries: Sequence[float], series: Sequence[Mapping[str, Any]],
+                 rejections: Rejections, exemplar_filter: str | None, where: str) -> None:
+        self._instrument = instrument
+        self._boundaries = tuple(boundaries)
+        self._series = [dict(attributes) for attributes in series]
+        self._rejections = rejections
+        self._where = where
+        self._pending: Batches = [array("d") for _ in self._series]
+        self._always_now = exemplar_filter == "always_on"
+        self._now_in_sampled_span = exemplar_filter == "trace_based"
+        #: True once samples are recorded one by one (a reader aggregates differently, or always_on exemplars)
+        self.direct = self._always_now
+
+    def record(self, value: float, series: int) -> bool:
+        """Add a valid sample (a finite number >= 0) to attribute set ``series``; True when its batch is full."""
+        if self.direct or (self._now_in_sampled_span and _current_context() and _in_sampled_span()):
+            self.record_now(value, series)
+            return False
+        pending = self._pending[series]
+        pending.append(value)
+        return len(pending) >= BATCH_SIZE
+
+    def record_now(self, value: float, series: int) -> None:
+        """Record one sample through the SDK at once (in the caller's context)."""
+        try:
+            self._instrument.record(value, self._series[series])
+        except Exception:
+            self._rejections.reject("error", self._where)
+
+    def take(self) -> Batches:
+        """The pending samples, leaving none (call under the owner's lock)."""
+        batches, self._pending = self._pending, [array("d") for _ in self._series]
+        return batches
+
+    def hand_over(self, batches: Batches) -> None:
+        """Give samples taken with ``take`` to the SDK (outside the owner's locks)."""
+        for series, samples in enumerate(batches):
+            if samples:
+                self._hand_over(series, samples)
+
+    def _hand_over(self, series: int, samples: array[float]) -> None:
+        if not self.direct:
+            counts = [0] * (len(self._boundaries) + 1)
+            for value in samples:
+                counts[bisect_left(self._boundaries, value)] += 1
+            try:
+                if _sdk_bridge.merge_histogram(self._instrument, self._series[series], self._boundaries, counts,
+                                               sum(samples), min(samples), max(samples)):
+                    return
+                logger.info("p2p-telemetry: a reader aggregates %s otherwise than with the catalogue's buckets (a "
+                            "View?); its samples now go through the SDK one by one", self._where)
+            except _sdk_bridge.SdkInternalsChanged as error:
+                logger.warning("p2p-telemetry: %s now records each sample through the SDK's public API (slower): %s",
+                               self._where, error)
+            self.direct = True
+            samples.remove(min(samples))  # merge_histogram recorded the batch's minimum already
+        for value in samples:
+            self.record_now(value, series)
+
+
+def _in_sampled_span() -> bool:
+    return bool(get_current_span().get_span_context().trace_flags.sampled)
