@@ -53,7 +53,7 @@ def test_a_node_exports_every_group_through_prometheus_and_a_reader(clean_global
     provider = configure(prometheus_port=0, extra_readers=[reader], service_instance_id="smoke-node",
                          set_global=False)
     url = setup_info(provider).prometheus_url
-    collector = MetricsCollector(provider, protocols=[PING], data_dir=tmp_path)
+    collector = MetricsCollector(provider, protocols=[PING], data_dir=tmp_path, resource_names="both")
     monitoring = MonitoringSystem(MonitoringConfig(sample_resources=False, alert_config=AlertConfig(sinks=[])),
                                   meter_provider=provider, metrics=collector)
     try:

@@ -8,24 +8,24 @@ oldest is dropped; ``close()`` closes the listening socket, every connection and
 The answer itself is prometheus_client's (its WSGI app, through wsgiref's request parsing).
 
 A child forked after the endpoint started closes its copies of the endpoint's sockets at once
-(``os.register_at_fork``): it neither holds the port nor answers the parent's scrapes.
+(``_fork.after_fork_in_child``): it neither holds the port nor answers the parent's scrapes.
 """
 
 from __future__ import annotations
 
 import io
 import logging
-import os
 import selectors
 import socket
 import threading
 import time
-import weakref
 from collections.abc import Callable
 from typing import Any, cast
 from wsgiref.simple_server import WSGIRequestHandler
 
 from prometheus_client import CollectorRegistry, make_wsgi_app
+
+from ._fork import after_fork_in_child
 
 __all__ = ["MetricsEndpoint", "TIMEOUT", "MAX_CONNECTIONS"]
 
@@ -111,7 +111,7 @@ class MetricsEndpoint:
         self._closed = False
         self._failed = False
         self._thread = threading.Thread(target=self._serve, name=f"p2p-telemetry-prometheus-{self.port}", daemon=True)
-        _LIVE.add(self)
+        after_fork_in_child(self)
         self._thread.start()
 
     @property
@@ -124,7 +124,6 @@ class MetricsEndpoint:
         if self._closed:
             return
         self._closed = self._closing = True
-        _LIVE.discard(self)
         try:
             self._wake_writer.send(b"x")
         except OSError:
@@ -227,7 +226,7 @@ class MetricsEndpoint:
 
     # --- fork ------------------------------------------------------------------------------------
 
-    def _forget_in_child(self) -> None:
+    def _after_fork_in_child(self) -> None:
         """In a forked child: close this process's copies of the sockets; the parent's stay as they are.
 
         Only ``close()`` of file descriptors: no ``shutdown()``, which would end the parent's
@@ -245,15 +244,3 @@ class MetricsEndpoint:
         except (OSError, ValueError):
             pass
 
-
-_LIVE: weakref.WeakSet[MetricsEndpoint] = weakref.WeakSet()
-
-
-def _after_fork_in_child() -> None:
-    for endpoint in list(_LIVE):
-        endpoint._forget_in_child()
-    _LIVE.clear()
-
-
-if hasattr(os, "register_at_fork"):  # once per process, not per endpoint (hooks can never be removed)
-    os.register_at_fork(after_in_child=_after_fork_in_child)

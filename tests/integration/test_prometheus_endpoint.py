@@ -27,7 +27,7 @@ from test_smoke import PING, record_every_group
 @pytest.fixture
 def endpoint(clean_global, tmp_path):
     provider = configure(prometheus_port=0, set_global=False)
-    record_every_group(MetricsCollector(provider, protocols=[PING], data_dir=tmp_path))
+    record_every_group(MetricsCollector(provider, protocols=[PING], data_dir=tmp_path, resource_names="both"))
     yield setup_info(provider).prometheus_url
     provider.shutdown()
 
