@@ -40,7 +40,7 @@ class SetupInfo:
     service_name: str | None = None
     service_instance_id: str | None = None
     # Weak: the readers reach the provider, and this record must not keep it alive.
-    _readers: list[weakref.ref[MetricReader]] = field(default_factory=list, repr=False)
+    _readers: list[weakref.ref[MetricReader]] = field(default_factory=list, init=False, repr=False)
 
     @property
     def readers(self) -> list[MetricReader]:
