@@ -78,6 +78,15 @@ def http_json(url: str, data: Any = None, timeout: float = 5.0) -> Any:
         return json.loads(response.read() or b"null")
 
 
+def scraped_total(url: str, name: str) -> float:
+    """The sum of every sample of ``name`` on a Prometheus text endpoint (0 when it has none)."""
+    total = 0.0
+    for line in http_get(url).decode().splitlines():
+        if line.startswith(name) and line[len(name):len(name) + 1] in ("{", " "):
+            total += float(line.rsplit(" ", 1)[1])
+    return total
+
+
 def port_open(port: int) -> bool:
     try:
         with socket.create_connection((LOOPBACK, port), timeout=0.2):
@@ -87,17 +96,23 @@ def port_open(port: int) -> bool:
 
 
 class Receiver:
-    """An HTTP endpoint on 127.0.0.1 recording every POST (a webhook for Alertmanager, or a stand-in for it)."""
+    """An HTTP endpoint on 127.0.0.1 recording every POST (a webhook for Alertmanager, or a stand-in for it).
 
-    def __init__(self, port: int | None = None, status: int = 200) -> None:
+    ``status`` is the answer to every POST, or a function of the decoded body returning it.
+    """
+
+    def __init__(self, port: int | None = None, status: int | Callable[[Any], int] = 200) -> None:
         self.requests: list[tuple[str, dict, Any]] = []
+        self.status = status
         outer = self
 
         class Handler(http.server.BaseHTTPRequestHandler):
             def do_POST(self) -> None:
                 body = self.rfile.read(int(self.headers.get("Content-Length", 0)))
-                outer.requests.append((self.path, dict(self.headers), json.loads(body or b"null")))
-                self.send_response(status)
+                decoded = json.loads(body or b"null")
+                outer.requests.append((self.path, dict(self.headers), decoded))
+                self.send_response(outer.status(decoded) if callable(outer.status) else outer.status)
+                self.send_header("Content-Length", "0")
                 self.end_headers()
 
             def log_message(self, *args: Any) -> None:
@@ -106,7 +121,7 @@ class Receiver:
         self.server = http.server.ThreadingHTTPServer((LOOPBACK, port or 0), Handler)
         self.port = self.server.server_address[1]
         self.url = f"http://{LOOPBACK}:{self.port}"
-        threading.Thread(target=self.server.serve_forever, daemon=True).start()
+        threading.Thread(target=self.server.serve_forever, kwargs={"poll_interval": 0.05}, daemon=True).start()
 
     def bodies(self) -> list[Any]:
         return [body for _, _, body in self.requests]
@@ -178,6 +193,12 @@ class Prometheus(Process):
         assert len(result) == 1, result
         return float(result[0]["value"][1])
 
+    def alerts(self) -> list[dict]:
+        """The alerts Prometheus's rules hold now (pending and firing), as /api/v1/alerts lists them."""
+        reply = http_json(f"{self.url}/api/v1/alerts")
+        assert reply["status"] == "success", reply
+        return reply["data"]["alerts"]
+
 
 class Alertmanager(Process):
     """A real Alertmanager (Debian's prometheus-alertmanager) without its gossip port."""
@@ -199,6 +220,10 @@ class Alertmanager(Process):
         query = "&".join(f"filter={urllib.parse.quote(f'{k}={v!s}')}" for k, v in filters.items())
         return http_json(f"{self.url}/api/v2/alerts?active=true&silenced=true&inhibited=true&unprocessed=true"
                          + (f"&{query}" if query else ""))
+
+    def received(self) -> float:
+        """Alerts received through the API so far (Alertmanager's alertmanager_alerts_received_total)."""
+        return scraped_total(f"{self.url}/metrics", "alertmanager_alerts_received_total")
 
     def amtool(self, *args: str) -> str:
         return subprocess.run([binary("amtool"), f"--alertmanager.url={self.url}", *args],

@@ -22,7 +22,7 @@ from opentelemetry.semconv.schemas import Schemas
 __all__ = [
     "SCHEMA_URL", "OTHER", "UNKNOWN",
     "IO_DIRECTION", "TRANSPORT", "P2P_TRANSPORT", "PROTOCOL", "EVENT", "CONNECTION_DIRECTION", "ERROR_TYPE",
-    "HEALTH", "PEER_ID", "PEER_RANK", "ALERTNAME", "ALERTSTATE", "SEVERITY", "REASON",
+    "HEALTH", "PEER_ID", "PEER_RANK", "ALERTNAME", "ALERTSTATE", "SERVICE_NAME_LABEL", "SERVICE_INSTANCE_ID_LABEL", "SEVERITY", "REASON",
     "IO_DIRECTIONS", "CONNECTION_DIRECTIONS", "TRANSPORTS", "P2P_TRANSPORTS", "ERROR_TYPES", "HEALTH_STATES",
     "DEFAULT_PROTOCOLS", "REJECT_REASONS",
 ]
@@ -44,6 +44,9 @@ HEALTH: Final = "p2p.peer.health"
 PEER_ID: Final = "p2p.peer.id"
 PEER_RANK: Final = "p2p.peer.rank"
 ALERTNAME: Final = "alertname"
+# The node's identity on its alerts, under the label names Prometheus gives the Resource on target_info.
+SERVICE_NAME_LABEL: Final = "service_name"
+SERVICE_INSTANCE_ID_LABEL: Final = "service_instance_id"
 ALERTSTATE: Final = "alertstate"
 SEVERITY: Final = "severity"
 REASON: Final = "reason"

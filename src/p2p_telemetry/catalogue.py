@@ -30,6 +30,8 @@ from .attributes import (
                          REASON,
                          REJECT_REASONS,
                          SCHEMA_URL,
+                         SERVICE_INSTANCE_ID_LABEL,
+                         SERVICE_NAME_LABEL,
                          SEVERITY,
                          TRANSPORT,
                          TRANSPORTS,
@@ -49,6 +51,7 @@ from .groups.network import (
 from .groups.peers import LATENCY_BUCKETS, PEER_LATENCY, PEER_REPUTATION, PEERS
 from .groups.protocols import PROTOCOL_EVENTS
 from .groups.resources import (
+                         SAME_FIGURE,
                          BANDWIDTH,
                          CPU_UTILIZATION,
                          MEMORY_USAGE,
@@ -60,15 +63,17 @@ from .groups.telemetry import ALERT_ACTIVE, TELEMETRY_REJECTED
 from .metric import Kind, MetricSpec
 
 __all__ = [
-    "Kind", "MetricSpec", "CATALOGUE", "BY_NAME", "GROUP_OF",
+    "Kind", "MetricSpec", "CATALOGUE", "BY_NAME", "GROUP_OF", "SAME_FIGURE",
     "NETWORK_IO", "CONNECTION_ACTIVE", "CONNECTION_ATTEMPTS", "CONNECTION_FAILURES", "CONNECTION_SETUP",
     "CONNECTION_DURATION", "PROTOCOL_EVENTS", "PEERS", "PEER_LATENCY", "PEER_REPUTATION", "CPU_UTILIZATION",
-    "MEMORY_USAGE", "BANDWIDTH", "STORAGE_USAGE", "PROCESS_CPU_UTILIZATION", "PROCESS_MEMORY_USAGE", "ALERT_ACTIVE", "TELEMETRY_REJECTED",
+    "MEMORY_USAGE", "BANDWIDTH", "STORAGE_USAGE", "PROCESS_CPU_UTILIZATION", "PROCESS_MEMORY_USAGE", "ALERT_ACTIVE",
+    "TELEMETRY_REJECTED",
     "SETUP_BUCKETS", "LIFETIME_BUCKETS", "LATENCY_BUCKETS",
     # the attribute vocabulary of attributes.py, re-exported
     "ALERTNAME", "ALERTSTATE", "CONNECTION_DIRECTION", "CONNECTION_DIRECTIONS", "DEFAULT_PROTOCOLS", "ERROR_TYPE",
     "ERROR_TYPES", "EVENT", "HEALTH", "HEALTH_STATES", "IO_DIRECTION", "IO_DIRECTIONS", "OTHER", "P2P_TRANSPORT",
-    "P2P_TRANSPORTS", "PEER_ID", "PEER_RANK", "PROTOCOL", "REASON", "REJECT_REASONS", "SCHEMA_URL", "SEVERITY",
+    "P2P_TRANSPORTS", "PEER_ID", "PEER_RANK", "PROTOCOL", "REASON", "REJECT_REASONS", "SCHEMA_URL",
+    "SERVICE_INSTANCE_ID_LABEL", "SERVICE_NAME_LABEL", "SEVERITY",
     "TRANSPORT", "TRANSPORTS", "UNKNOWN",
 ]
 

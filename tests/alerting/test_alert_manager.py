@@ -1,12 +1,15 @@
-"""AlertManager on real metrics: the seed's test, each default rule, for/keep_firing_for on a fake clock, the reader."""
+"""AlertManager on real metrics: the seed's test, each default rule, for/keep_firing_for on fake clocks, wall-clock
+steps, the node's identity on every alert, the reader, and the evaluator's public surface."""
 
 from __future__ import annotations
 
 import logging
 import threading
 import time
+from datetime import timedelta
 
 import pytest
+from alert_nodes import T0, Clock, identity, node_provider, node_resource
 from opentelemetry import metrics
 from opentelemetry.sdk.metrics import MeterProvider
 from opentelemetry.sdk.metrics.export import InMemoryMetricReader
@@ -19,6 +22,7 @@ from p2p_telemetry import (
     AlertType,
     CallbackSink,
     HealthStatus,
+    LogSink,
     MetricsCollector,
     MonitoringConfig,
     MonitoringSystem,
@@ -29,18 +33,16 @@ from p2p_telemetry import (
     default_rules,
 )
 from p2p_telemetry.alerting.evaluator import Evaluator, extrapolated_increase
+from p2p_telemetry.testing import TelemetryCapture
 
-T0 = 1_700_000_000.0
+NODE = identity("node-1")
 
 
-class Clock:
-    """A clock the test moves by hand."""
-
-    def __init__(self, now: float = T0) -> None:
-        self.now = now
-
-    def __call__(self) -> float:
-        return self.now
+@pytest.fixture
+def capture():
+    """The shared fixture's capture, on a provider whose Resource names the node ``node-1``."""
+    with TelemetryCapture(resource=node_resource("node-1")) as telemetry:
+        yield telemetry
 
 
 @pytest.fixture
@@ -48,8 +50,9 @@ def node(provider):
     """A collector on an SDK provider, a manager with a fake clock and a callback sink recording every change."""
     collector = MetricsCollector(provider, sample_resources=False)
     changes = []
-    clock = Clock()
-    manager = AlertManager(AlertConfig(sinks=[CallbackSink(changes.append)]), provider, clock=clock)
+    clock = Clock()  # wall and monotonic time move together here; the clock-step tests part them
+    manager = AlertManager(AlertConfig(sinks=[CallbackSink(changes.append)]), provider, clock=clock,
+                           monotonic=clock)
     yield collector, manager, clock, changes
     manager.stop()
 
@@ -95,7 +98,7 @@ def test_high_cpu_fires_and_resolves(node):
     assert firing(manager) == {"HighCpuUsage"}
     alert = manager.active_alerts()[0]
     assert (alert.value, alert.summary, alert.labels) == (
-        0.91, "CPU utilization 0.91 is above 0.9", {"alertname": "HighCpuUsage", "severity": "warning"})
+        0.91, "CPU utilization 0.91 is above 0.9", {"alertname": "HighCpuUsage", "severity": "warning", **NODE})
     collector.record_resource_metrics(ResourceMetrics(cpu_usage=90.0))  # not above 0.9
     tick(manager, clock)
     assert firing(manager) == set()
@@ -122,7 +125,8 @@ def test_unhealthy_peers_fire_and_resolve(node):
     collector.peers.update("peer-2", health="unhealthy")
     tick(manager, clock)
     (alert,) = manager.active_alerts()
-    assert alert.labels == {"alertname": "UnhealthyPeers", "severity": "warning", "p2p_peer_health": "unhealthy"}
+    assert alert.labels == {"alertname": "UnhealthyPeers", "severity": "warning", "p2p_peer_health": "unhealthy",
+                            **NODE}
     assert alert.summary == "2 unhealthy peers"
     collector.peers.remove("peer-1")
     collector.peers.update("peer-2", health="healthy")
@@ -166,7 +170,7 @@ def cpu_node(provider):
 
     def make(**kwargs):
         manager = AlertManager(AlertConfig([cpu_rule(**kwargs)], [CallbackSink(changes.append)]), provider,
-                               clock=clock)
+                               clock=clock, monotonic=clock)
         return manager
 
     managers = []
@@ -247,7 +251,7 @@ def test_a_counter_reset_through_the_public_api_counts_the_new_total(provider):
     rule = AlertRule("Fails", "p2p.connection.failures", aggregation="increase", window=300, op=">",
                      threshold=5, group_by=())
     clock = Clock()
-    manager = AlertManager(AlertConfig([rule], []), provider, clock=clock)
+    manager = AlertManager(AlertConfig([rule], []), provider, clock=clock, monotonic=clock)
     first = MetricsCollector(provider, sample_resources=False)
     first.record_network_metrics(NetworkMetrics(connection_failures=100))
     tick(manager, clock, 0)
@@ -267,7 +271,7 @@ def test_rate_is_per_second(provider):
                      group_by=("error.type",), summary="{value}/s of {error.type}")
     collector = MetricsCollector(provider, sample_resources=False)
     clock = Clock()
-    manager = AlertManager(AlertConfig([rule], []), provider, clock=clock)
+    manager = AlertManager(AlertConfig([rule], []), provider, clock=clock, monotonic=clock)
     collector.network.connection_failed("refused")
     tick(manager, clock, 0)
     for _ in range(60):
@@ -292,7 +296,7 @@ def test_attaches_its_reader_and_removes_it_on_stop(provider, reader):
         time.sleep(0.01)
     exported = collect(reader)  # the gauge, as any other reader sees it
     assert exported.value("p2p.alert.active", {"alertname": "HighCpuUsage", "alertstate": "firing",
-                                               "severity": "warning"}) == 1
+                                               "severity": "warning", **NODE}) == 1
     started = time.monotonic()
     manager.stop()
     assert time.monotonic() - started < 0.5
@@ -333,7 +337,7 @@ def test_says_when_there_is_nothing_to_read_then_reads_once_an_sdk_is_installed(
 def test_trigger_and_resolve_by_hand(node):
     _, manager, _, changes = node
     alert = manager.trigger_alert(AlertType.UNHEALTHY_PEERS, value=3, labels={"p2p.peer.id": "peer-9"})
-    assert alert.labels == {"alertname": "UnhealthyPeers", "severity": "warning", "p2p_peer_id": "peer-9"}
+    assert alert.labels == {"alertname": "UnhealthyPeers", "severity": "warning", "p2p_peer_id": "peer-9", **NODE}
     assert manager.has_alert(AlertType.UNHEALTHY_PEERS)
     assert [a.name for a in manager.active_alerts()] == ["UnhealthyPeers"]
     manager.resolve_alert("UnhealthyPeers")
@@ -351,12 +355,12 @@ def test_a_failing_sink_or_rule_is_counted_and_the_rest_goes_on(provider, caplog
     manager = AlertManager(AlertConfig(sinks=[CallbackSink(broken), CallbackSink(got.append)]), provider)
     real = Evaluator._series
 
-    def failing(self, state, now, points):
+    def failing(state, at, points):
         if state.rule.name == "HighMemoryUsage":
             raise RuntimeError("rule broken")
-        return real(self, state, now, points)
+        return real(state, at, points)
 
-    monkeypatch.setattr(Evaluator, "_series", failing)
+    monkeypatch.setattr(Evaluator, "_series", staticmethod(failing))
     collector.record_resource_metrics(ResourceMetrics(cpu_usage=95.0, memory_usage=2 << 30))
     with caplog.at_level(logging.ERROR, logger="p2p_telemetry"):
         manager.evaluate()
@@ -374,3 +378,170 @@ def test_default_config_is_default_rules_and_a_log_sink(node, caplog):
         AlertConfig(rules=default_rules() + default_rules()[:1])
     with pytest.raises(ValueError, match="alert_check_interval"):
         AlertManager(config).start(0)
+
+
+# -- wall-clock steps: durations and windows run on the monotonic clock -------------------------------
+
+def test_a_wall_clock_stepped_back_an_hour_does_not_blind_connection_failures(provider):
+    # Only the wall clock is faked: durations and windows run on the real monotonic clock.
+    collector = MetricsCollector(provider, sample_resources=False)
+    wall = Clock()
+    manager = AlertManager(AlertConfig(sinks=[]), provider, clock=wall)
+    manager.evaluate()  # the evaluator's first look: no failures yet
+    wall.now -= 3600  # NTP steps the clock back an hour
+    for _ in range(11):
+        collector.network.connection_failed("timeout", "outbound", "tcp")
+    manager.evaluate()
+    assert firing(manager) == {"HighConnectionFailures"}
+    (alert,) = manager.active_alerts()
+    assert alert.active_since == wall.now  # the stamps are the wall clock's, stepped or not
+
+
+def test_a_wall_clock_stepped_forward_does_not_fire_a_pending_alert_early(provider):
+    collector = MetricsCollector(provider, sample_resources=False)
+    wall = Clock()
+    manager = AlertManager(AlertConfig([cpu_rule(for_=60)], []), provider, clock=wall)
+    cpu(collector, 80)
+    manager.evaluate()
+    wall.now += 3600  # stepped forward an hour; far less than 60 s really passed
+    manager.evaluate()
+    assert [a.state for a in manager.active_alerts()] == ["pending"]
+
+
+def test_for_and_keep_firing_for_count_monotonic_seconds_whatever_the_wall_clock_says(provider):
+    collector = MetricsCollector(provider, sample_resources=False)
+    wall, mono = Clock(), Clock(100.0)
+    changes = []
+    manager = AlertManager(AlertConfig([cpu_rule(for_=60, keep_firing_for=30)], [CallbackSink(changes.append)]),
+                           provider, clock=wall, monotonic=mono)
+    cpu(collector, 80)
+    manager.evaluate()
+    wall.now -= 3600
+    mono.now += 59.9
+    manager.evaluate()
+    assert not manager.has_alert("Cpu")
+    mono.now += 0.1  # 60 monotonic seconds
+    wall.now += 7200
+    manager.evaluate()
+    assert manager.has_alert("Cpu")
+    cpu(collector, 10)
+    manager.evaluate()
+    wall.now -= 3600
+    mono.now += 29.9
+    manager.evaluate()
+    assert manager.has_alert("Cpu")
+    mono.now += 0.1
+    manager.evaluate()
+    assert not manager.has_alert("Cpu")
+    assert [(a.state, a.active_since, a.fired_at, a.resolved_at) for a in changes] == [
+        ("pending", T0, None, None), ("firing", T0, T0 + 3600, None), ("resolved", T0, T0 + 3600, T0)]
+
+
+# -- the node's identity on every alert -----------------------------------------------------------------
+
+def test_every_alert_carries_the_node_identity_in_every_sink_and_on_the_gauge(provider, reader, caplog):
+    collector = MetricsCollector(provider, sample_resources=False)
+    got = []
+    manager = AlertManager(AlertConfig(sinks=[CallbackSink(got.append), LogSink()]), provider)
+    collector.record_resource_metrics(ResourceMetrics(cpu_usage=95.0))
+    with caplog.at_level(logging.INFO, logger="p2p_telemetry"):
+        manager.evaluate()
+        manager.trigger_alert("ManualCheck", labels={"service.instance.id": "someone-else"})  # the node's wins
+    assert [(a.name, a.labels) for a in got] == [
+        ("HighCpuUsage", {"alertname": "HighCpuUsage", "severity": "warning", **NODE}),
+        ("ManualCheck", {"alertname": "ManualCheck", "severity": "warning", **NODE})]
+    assert all("'service_instance_id': 'node-1'" in r.getMessage() for r in caplog.records
+               if "p2p-telemetry alert" in r.getMessage()) and len(caplog.records) >= 2
+    exported = collect(reader)["p2p.alert.active"]
+    assert sorted((p["alertname"], p["service_name"], p["service_instance_id"]) for p in exported.attribute_sets()) \
+        == [("HighCpuUsage", "p2p-node", "node-1"), ("ManualCheck", "p2p-node", "node-1")]
+    manager.stop()
+
+
+def test_a_manual_alert_before_any_evaluation_carries_the_node_identity(provider):
+    MetricsCollector(provider, sample_resources=False)
+    manager = AlertManager(AlertConfig(sinks=[]), provider)
+    assert manager.trigger_alert(AlertType.UNHEALTHY_PEERS).labels == {
+        "alertname": "UnhealthyPeers", "severity": "warning", **NODE}
+    manager.stop()
+
+
+def test_two_nodes_with_the_same_condition_have_two_alerts_with_their_own_identity():
+    nodes = []
+    for name in ("node-a", "node-b"):
+        reader = InMemoryMetricReader()
+        provider = node_provider(name, reader)
+        collector = MetricsCollector(provider, sample_resources=False)
+        collector.record_resource_metrics(ResourceMetrics(cpu_usage=99.0))
+        nodes.append((provider, AlertManager(AlertConfig(sinks=[]), provider)))
+    try:
+        labels = []
+        for _, manager in nodes:
+            manager.evaluate()
+            labels += [a.labels for a in manager.active_alerts()]
+        assert labels == [{"alertname": "HighCpuUsage", "severity": "warning", **identity("node-a")},
+                          {"alertname": "HighCpuUsage", "severity": "warning", **identity("node-b")}]
+    finally:
+        for provider, manager in nodes:
+            manager.stop()
+            provider.shutdown()
+
+
+# -- AlertManager on the evaluator's public surface; one name, one meaning --------------------------------
+
+def test_the_manager_uses_only_the_evaluators_public_surface():
+    import ast
+    import inspect
+
+    from p2p_telemetry.alerting import evaluator, manager
+
+    tree = ast.parse(inspect.getsource(manager))
+    used = {node.attr for node in ast.walk(tree) if isinstance(node, ast.Attribute)
+            and isinstance(node.value, ast.Attribute) and node.value.attr == "evaluator"}
+    assert used and all(not name.startswith("_") for name in used), used
+    imported = {alias.name for node in ast.walk(tree) if isinstance(node, ast.ImportFrom)
+                and node.module == "evaluator" for alias in node.names}
+    assert imported <= set(evaluator.__all__), imported
+    assert all(not name.startswith("_") for name in evaluator.__all__)
+    public = {name for name in vars(Evaluator) if not name.startswith("_")}
+    assert {"states", "evaluate_rule"}.isdisjoint(public)  # no door to the evaluator's private state
+
+
+def test_one_name_one_meaning_for_points():
+    import importlib
+    import pkgutil
+
+    import p2p_telemetry
+    from p2p_telemetry import instruments
+
+    for info in pkgutil.walk_packages(p2p_telemetry.__path__, "p2p_telemetry."):
+        if info.name.endswith("__main__"):
+            continue
+        module = importlib.import_module(info.name)
+        if hasattr(module, "Points"):
+            assert module.Points is instruments.Points, f"{info.name}.Points is another type"
+
+
+def test_start_takes_any_duration_and_names_a_bad_one(provider):
+    manager = AlertManager(AlertConfig(sinks=[]), provider)
+    with pytest.raises(TypeError, match="alert_check_interval"):
+        manager.start([1])
+    with pytest.raises(ValueError, match="alert_check_interval"):
+        manager.start("soon")
+    assert manager.start("50ms").running and manager.start(timedelta(seconds=1)).running  # the second: idempotent
+    manager.stop()
+    assert not manager.running
+    with pytest.raises(TypeError, match="monotonic"):
+        AlertManager(AlertConfig(sinks=[]), provider, monotonic=3.0)  # type: ignore[arg-type]
+
+
+def test_default_rules_hold_when_cpu_and_memory_carry_the_semantic_convention_names(provider):
+    from p2p_telemetry import MonitoringConfig, MonitoringSystem
+
+    config = MonitoringConfig(sample_resources=False, resource_names="semconv", alert_check_interval=60.0,
+                              alert_config=AlertConfig(sinks=[]))
+    with MonitoringSystem(config, meter_provider=provider) as monitoring:
+        monitoring.metrics.record_resource_metrics(ResourceMetrics(cpu_usage=95.0, memory_usage=2 << 30))
+        monitoring.alert_manager.evaluate()
+        assert monitoring.alert_manager.has_alert(AlertType.HIGH_CPU_USAGE)
+        assert monitoring.alert_manager.has_alert(AlertType.HIGH_MEMORY_USAGE)

@@ -8,22 +8,28 @@ import time
 from collections import Counter
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from datetime import timedelta
 from typing import Any
 
 from opentelemetry import metrics
 from opentelemetry.sdk.metrics import MeterProvider as SDKMeterProvider
 from opentelemetry.sdk.metrics.export import InMemoryMetricReader, MetricReader
+from opentelemetry.sdk.resources import SERVICE_INSTANCE_ID, SERVICE_NAME, Resource
 
 from .. import catalogue as c
-from ..bounds import seconds
+from .._fork import after_fork_in_child
+from ..bounds import SettingTypeError, duration
 from ..instruments import METER_NAME, InstrumentHub, Points
-from .evaluator import FIRING, PENDING, Alert, Evaluator
-from .rules import AlertRule, AlertType, default_rules
+from . import rules
+from .evaluator import FIRING, PENDING, Alert, Evaluator, Readings
+from .rules import NODE_LABELS, AlertRule, AlertType, default_rules
 from .sinks import LogSink, Sink
 
 __all__ = ["AlertConfig", "AlertManager"]
 
 logger = logging.getLogger("p2p_telemetry")
+# Resource attribute -> alert label: the node's identity on every alert.
+_IDENTITY = {SERVICE_NAME: rules.SERVICE_NAME, SERVICE_INSTANCE_ID: rules.SERVICE_INSTANCE_ID}
 
 
 def _default_sinks() -> list[Sink]:
@@ -59,46 +65,75 @@ def _name(alert: AlertType | str) -> str:
     raise ValueError(f"an alert is named by an AlertType or a str, got {alert!r}")
 
 
+def _gauge_attributes(alert: Alert) -> dict[str, str]:
+    """An alert's attributes on p2p.alert.active: as Prometheus's ALERTS series, plus the node's identity."""
+    attributes = {c.ALERTNAME: alert.name, c.ALERTSTATE: alert.state, c.SEVERITY: alert.severity}
+    attributes.update((label, alert.labels[label]) for label in NODE_LABELS if label in alert.labels)
+    return attributes
+
+
 class AlertManager:
     """Evaluates ``config.rules`` every interval over what its InMemoryMetricReader collects.
 
     Given an SDK MeterProvider it attaches its reader with ``add_metric_reader`` and removes
     it (which shuts it down) on ``stop()``; or it reads a ``reader`` that ``configure(extra_readers=...)``
     put in. Nothing here raises into the node: a failing rule or sink is logged once and counted.
+
+    ``clock`` is the wall clock that stamps alerts (``active_since``, ``fired_at``, ``resolved_at``);
+    ``monotonic`` the clock every duration is measured on (``for``, ``keep_firing_for``, the windows
+    of ``increase`` and ``rate``). Tests inject both; a node leaves them alone.
+    Every alert carries the node's identity, ``service_name`` and ``service_instance_id``, read
+    from the Resource of the collected metrics.
     """
 
     def __init__(self, config: AlertConfig | None = None, meter_provider: Any = None, *,
-                 reader: MetricReader | None = None, clock: Callable[[], float] = time.time) -> None:
+                 reader: MetricReader | None = None, clock: Callable[[], float] = time.time,
+                 monotonic: Callable[[], float] = time.monotonic) -> None:
         self.config = config if config is not None else AlertConfig()
         if not isinstance(self.config, AlertConfig):
-            raise ValueError(f"config must be an AlertConfig, got {config!r}")
+            raise SettingTypeError(f"config must be an AlertConfig, got {config!r}")
+        for name, value in (("clock", clock), ("monotonic", monotonic)):
+            if not callable(value):
+                raise SettingTypeError(f"AlertManager {name} must be a callable returning seconds, got {value!r}")
         self.meter_provider = meter_provider if meter_provider is not None else metrics.get_meter_provider()
         self.evaluator = Evaluator(self.config.rules)
         self.clock = clock
+        self.monotonic = monotonic
         self.rule_errors = self.sink_errors = self.collect_errors = self.evaluations = 0
         self._given_reader = reader
         self._reader: MetricReader | None = reader
         self._attached_to: SDKMeterProvider | None = None
         self._gauge = False
+        self._identity_known = False
         self._wanted = {rule.metric for rule in self.config.rules}
-        self._tick_lock = threading.Lock()  # one evaluation at a time
+        self._warned: set[Any] = set()
+        self._new_locks()
+        after_fork_in_child(self)
+
+    def _new_locks(self) -> None:
+        # one evaluation at a time; reentrant so that a sink called by an evaluation may trigger_alert()
+        self._tick_lock = threading.RLock()
         self._state_lock = threading.Lock()  # the alerts; never held while collecting
         self._run_lock = threading.Lock()
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
-        self._warned: set[Any] = set()
+
+    def _after_fork_in_child(self) -> None:
+        # The evaluation thread did not follow into the child and its locks may be held forever
+        # there: fresh ones, and an honest running == False until start() is called again.
+        self._new_locks()
 
     # -- running ----------------------------------------------------------------------------------
 
-    def start(self, interval: float = 1.0) -> AlertManager:
-        """Evaluate now and then every ``interval`` seconds on a daemon thread (idempotent)."""
-        interval = seconds("alert_check_interval", interval)
+    def start(self, interval: float | timedelta | str = 1.0) -> AlertManager:
+        """Evaluate now and then every ``interval`` (seconds, a timedelta or "30s") on a daemon thread (idempotent)."""
+        seconds = duration("alert_check_interval", interval)
         with self._run_lock:
-            if self._thread is not None:
+            if self.running:
                 return self
             self._attach()
             self._stop.clear()
-            self._thread = threading.Thread(target=self._run, args=(float(interval),), name="p2p-telemetry-alerts",
+            self._thread = threading.Thread(target=self._run, args=(seconds,), name="p2p-telemetry-alerts",
                                             daemon=True)
             self._thread.start()
         return self
@@ -108,7 +143,7 @@ class AlertManager:
         with self._run_lock:
             thread, self._thread = self._thread, None
             self._stop.set()
-            if thread is not None:
+            if thread is not None and thread is not threading.current_thread():
                 thread.join()
             with self._tick_lock:
                 self._detach()
@@ -122,8 +157,9 @@ class AlertManager:
 
     @property
     def running(self) -> bool:
-        """True between ``start()`` and ``stop()``."""
-        return self._thread is not None
+        """True between ``start()`` and ``stop()`` while the evaluation thread lives (False in a forked child)."""
+        thread = self._thread
+        return thread is not None and thread.is_alive()
 
     def _run(self, interval: float) -> None:
         while True:
@@ -135,43 +171,68 @@ class AlertManager:
     # -- evaluating -------------------------------------------------------------------------------
 
     def evaluate(self, now: float | None = None) -> list[Alert]:
-        """Collect and evaluate every rule once (at ``now``, default the clock); returns the state changes."""
+        """Collect and evaluate every rule once (stamped ``now``, default the clock); returns the state changes."""
         with self._tick_lock:
             try:
                 self._attach()
-                now = self.clock() if now is None else now
-                points = self._collect()
+                readings = self._collect()
             except Exception:
                 self.collect_errors += 1
                 self._once("collect", "p2p-telemetry: collecting metrics for the alert evaluator failed")
                 return []
-            changes: list[Alert] = []
             with self._state_lock:
-                for state in self.evaluator.states():
-                    try:
-                        changes.extend(self.evaluator.evaluate_rule(state, now, points.get(state.rule.metric, ())))
-                    except Exception:
-                        self.rule_errors += 1
-                        self._once(("rule", state.rule.name), f"p2p-telemetry: alert rule {state.rule.name} failed")
+                changes = self.evaluator.evaluate(self.clock() if now is None else now, readings,
+                                                  monotonic=self.monotonic(), on_error=self._rule_failed)
                 self.evaluations += 1
             self._notify(changes)
             return changes
 
-    def _collect(self) -> dict[str, list[tuple[Any, float]]]:
+    def _rule_failed(self, rule: AlertRule, error: Exception) -> None:
+        self.rule_errors += 1
+        self._once(("rule", rule.name), f"p2p-telemetry: alert rule {rule.name} failed", error=error)
+
+    def _collect(self) -> Readings:
         reader = self._reader
         if reader is None:
             return {}
         data = reader.get_metrics_data()  # type: ignore[attr-defined]
-        points: dict[str, list[tuple[Any, float]]] = {}
+        readings: dict[str, list[tuple[Any, float]]] = {}
+        same_figure: dict[str, list[tuple[Any, float]]] = {}  # reported under its semantic-convention name
         for resource_metrics in (data.resource_metrics if data is not None else ()):
+            self._learn_identity(resource_metrics.resource)
             for scope_metrics in resource_metrics.scope_metrics:
                 if scope_metrics.scope.name != METER_NAME:
                     continue
                 for metric in scope_metrics.metrics:
-                    if metric.name in self._wanted:
-                        points.setdefault(metric.name, []).extend(
-                            (p.attributes, p.value) for p in metric.data.data_points)
-        return points
+                    name = c.SAME_FIGURE.get(metric.name, metric.name)
+                    if name in self._wanted:
+                        into = same_figure if name != metric.name else readings
+                        into.setdefault(name, []).extend((p.attributes, p.value) for p in metric.data.data_points)
+        for name, points in same_figure.items():
+            readings.setdefault(name, points)
+        return readings
+
+    def _learn_identity(self, resource: Resource) -> None:
+        """The node's identity from the provider's Resource (one provider, one Resource: learnt once)."""
+        if self._identity_known:
+            return
+        attributes = resource.attributes
+        labels = {label: str(attributes[key]) for key, label in _IDENTITY.items() if key in attributes}
+        with self._state_lock:
+            self.evaluator.node_labels = labels
+            self._identity_known = True
+
+    def _ensure_identity(self) -> None:
+        """Collect once if no collection has told the node's identity yet (for a manual alert)."""
+        if self._identity_known:
+            return
+        with self._tick_lock:
+            try:
+                self._attach()
+                self._collect()
+            except Exception:
+                self.collect_errors += 1
+                self._once("collect", "p2p-telemetry: collecting metrics for the alert evaluator failed")
 
     def _attach(self) -> None:
         if not self._gauge:
@@ -209,21 +270,25 @@ class AlertManager:
             for sink in self.config.sinks:
                 try:
                     sink.notify(alert)
-                except Exception:
+                except Exception as error:
                     self.sink_errors += 1
-                    self._once(("sink", id(sink)), f"p2p-telemetry: alert sink {sink!r} failed")
+                    self._once(("sink", id(sink)), f"p2p-telemetry: alert sink {sink!r} failed", error=error)
 
-    def _once(self, key: Any, message: str, exc: bool = True) -> None:
+    def _once(self, key: Any, message: str, exc: bool = True, error: BaseException | None = None) -> None:
         if key not in self._warned:
             self._warned.add(key)
-            (logger.exception if exc else logger.warning)(message)
+            if error is not None:
+                logger.error(message, exc_info=error)
+            elif exc:
+                logger.exception(message)
+            else:
+                logger.warning(message)
 
     def _observe_active(self) -> Points:
         with self._state_lock:
-            counts = Counter((a.name, a.state, a.severity) for a in self.evaluator.alerts()
-                             if a.state in (PENDING, FIRING))
-        return [({c.ALERTNAME: name, c.ALERTSTATE: state, c.SEVERITY: severity}, n)
-                for (name, state, severity), n in sorted(counts.items())]
+            active = [a for a in self.evaluator.alerts() if a.state in (PENDING, FIRING)]
+        counts = Counter(tuple(sorted(_gauge_attributes(a).items())) for a in active)
+        return [(dict(key), n) for key, n in sorted(counts.items())]
 
     # -- the seed's API ---------------------------------------------------------------------------
 
@@ -242,6 +307,7 @@ class AlertManager:
         """Fire an alert by hand, as the seed does; it stays firing until ``resolve_alert``."""
         name = _name(alert)
         rule = next((r for r in self.config.rules if r.name == name), None)
+        self._ensure_identity()
         with self._state_lock:
             fired = self.evaluator.trigger(name, self.clock(), severity or (rule.severity if rule else "warning"),
                                            labels, value, summary)

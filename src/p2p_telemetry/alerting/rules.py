@@ -7,14 +7,16 @@ import math
 import re
 from collections.abc import Mapping
 from dataclasses import dataclass, field, fields
-from datetime import timedelta
 from decimal import Decimal
 from pathlib import Path
 from typing import Any
 
 from .. import catalogue as c
+from ..bounds import SettingTypeError, duration
 
-__all__ = ["AlertType", "AlertRule", "default_rules", "load_rules", "label_name", "format_value", "render", "OPS", "GIB"]
+__all__ = ["AlertType", "AlertRule", "FleetRule", "default_rules", "fleet_rules", "load_rules", "label_name",
+           "format_value", "render", "OPS", "GIB", "SERVICE_NAME", "SERVICE_INSTANCE_ID", "NODE_LABELS",
+           "RESERVED_LABELS"]
 
 GIB = 1 << 30
 OPS = {">": float.__gt__, ">=": float.__ge__, "<": float.__lt__, "<=": float.__le__,
@@ -22,8 +24,10 @@ OPS = {">": float.__gt__, ">=": float.__ge__, "<": float.__lt__, "<=": float.__l
 AGGREGATIONS = ("value", "increase", "rate")
 _NAME = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
 _PLACEHOLDER = re.compile(r"\{([^{}]*)\}")
-_DURATION = re.compile(r"^(\d+(?:\.\d+)?)(ms|s|m|h|d)$")
-_UNITS = {"ms": 0.001, "s": 1.0, "m": 60.0, "h": 3600.0, "d": 86400.0}
+# The node's identity as alert labels: Prometheus's names of the resource's service.name and service.instance.id.
+SERVICE_NAME, SERVICE_INSTANCE_ID = c.SERVICE_NAME_LABEL, c.SERVICE_INSTANCE_ID_LABEL
+NODE_LABELS = (SERVICE_NAME, SERVICE_INSTANCE_ID)
+RESERVED_LABELS = ("alertname", "severity", *NODE_LABELS)  # set by the rule and the node, never by rule labels
 
 
 class AlertType(str, enum.Enum):
@@ -65,18 +69,6 @@ def format_value(value: float) -> str:
     return ("-" if sign else "") + out
 
 
-def _seconds(rule: str, name: str, value: Any) -> float:
-    if isinstance(value, timedelta):
-        value = value.total_seconds()
-    elif isinstance(value, str) and _DURATION.match(value.strip()):
-        number, unit = _DURATION.match(value.strip()).groups()  # type: ignore[union-attr]
-        value = float(number) * _UNITS[unit]
-    if isinstance(value, bool) or not isinstance(value, (int, float)) or not 0 <= value < math.inf:
-        raise ValueError(f"rule {rule!r}: field {name!r} must be a duration in seconds (or '5m', a timedelta) "
-                         f">= 0, got {value!r}")
-    return float(value)
-
-
 @dataclass(frozen=True)
 class AlertRule:
     """One alert condition over a catalogue metric, with Prometheus's ``for`` and ``keep_firing_for``."""
@@ -110,8 +102,8 @@ class AlertRule:
         if self.aggregation != "value" and spec.kind is not c.Kind.COUNTER:
             raise ValueError(f"rule {name!r}: field 'aggregation' {self.aggregation!r} needs a counter; "
                              f"{self.metric} is a {spec.kind.value}")
-        for duration in ("window", "for_", "keep_firing_for"):
-            self._set(duration, _seconds(name, duration, getattr(self, duration)))
+        for setting in ("window", "for_", "keep_firing_for"):
+            self._set(setting, _duration(name, setting, getattr(self, setting)))
         if self.aggregation != "value" and self.window <= 0:
             raise ValueError(f"rule {name!r}: field 'window' must be > 0 for {self.aggregation}")
         if self.op not in OPS:
@@ -124,7 +116,8 @@ class AlertRule:
             raise ValueError(f"rule {name!r}: field 'severity' must be a non-empty str, got {self.severity!r}")
         self._set("labels", self._labels(self.labels))
         if self.group_by is not None:
-            keys = (self.group_by,) if isinstance(self.group_by, str) else self.group_by
+            given: Any = self.group_by  # a str or a list from YAML too
+            keys = (given,) if isinstance(given, str) else given
             if not isinstance(keys, (list, tuple)) or any(k not in spec.attributes for k in keys):
                 raise ValueError(f"rule {name!r}: field 'group_by' must list attributes of {self.metric} "
                                  f"{spec.attributes}, got {self.group_by!r}")
@@ -149,8 +142,10 @@ class AlertRule:
     def _labels(self, value: Any) -> dict[str, str]:
         if not isinstance(value, Mapping) or not all(isinstance(k, str) and _NAME.match(k) for k in value):
             raise ValueError(f"rule {self.name!r}: field 'labels' must map label names to values, got {value!r}")
-        if {"alertname", "severity"} & set(value):
-            raise ValueError(f"rule {self.name!r}: field 'labels' must not set alertname or severity")
+        reserved = sorted(set(RESERVED_LABELS) & set(value))
+        if reserved:
+            raise ValueError(f"rule {self.name!r}: field 'labels' must not set {', '.join(reserved)} "
+                             f"(set by the rule and the node's identity)")
         return {k: str(v) for k, v in value.items()}
 
     def label_keys(self) -> tuple[str, ...]:
@@ -163,9 +158,14 @@ class AlertRule:
         return c.BY_NAME[self.metric]
 
 
+def _duration(rule: str, name: str, value: Any) -> float:
+    """A rule's duration field: seconds, a timedelta or a Prometheus duration (``"1m30s"``), >= 0."""
+    return duration(f"rule {rule!r}: field {name!r}", value, allow_zero=True)
+
+
 def render(summary: str, value: float, attributes: Mapping[str, str]) -> str:
     """The summary with ``{value}`` and ``{attribute.key}`` filled in."""
-    def fill(match: re.Match) -> str:
+    def fill(match: re.Match[str]) -> str:
         key = match.group(1)
         return format_value(value) if key == "value" else str(attributes.get(key, ""))
     return _PLACEHOLDER.sub(fill, summary)
@@ -178,11 +178,61 @@ def default_rules() -> list[AlertRule]:
                   summary="CPU utilization {value} is above 0.9"),
         AlertRule(AlertType.HIGH_MEMORY_USAGE.value, c.MEMORY_USAGE.name, op=">", threshold=GIB, severity="warning",
                   summary="Memory usage {value} bytes is above 1 GiB"),
-        AlertRule(AlertType.UNHEALTHY_PEERS.value, c.PEERS.name, attributes={c.HEALTH: "unhealthy"}, op=">", threshold=0,
-                  severity="warning", summary="{value} unhealthy peers"),
-        AlertRule(AlertType.HIGH_CONNECTION_FAILURES.value, c.CONNECTION_FAILURES.name, aggregation="increase", window=300.0,
-                  op=">", threshold=10, group_by=(), severity="critical",
+        AlertRule(AlertType.UNHEALTHY_PEERS.value, c.PEERS.name, attributes={c.HEALTH: "unhealthy"}, op=">",
+                  threshold=0, severity="warning", summary="{value} unhealthy peers"),
+        # group_by=(): the sum of the node's failure series (each node's own; never the fleet's)
+        AlertRule(AlertType.HIGH_CONNECTION_FAILURES.value, c.CONNECTION_FAILURES.name, aggregation="increase",
+                  window=300.0, op=">", threshold=10, group_by=(), severity="critical",
                   summary="{value} connection failures in 5m"),
+    ]
+
+
+@dataclass(frozen=True)
+class FleetRule:
+    """A condition over the whole fleet, for Prometheus only (a node sees itself, not the fleet).
+
+    It fires when more than ``share`` (0..1) of the nodes meet ``node_rule``'s condition, out of
+    the nodes that report to Prometheus (every node exports ``p2p.peers``). Its alerts carry no
+    node labels. ``summary`` may use ``{value}``, the share of nodes (0..1).
+    """
+
+    name: str
+    node_rule: AlertRule
+    share: float
+    for_: float = 0.0
+    severity: str = "warning"
+    summary: str = ""
+
+    def __post_init__(self) -> None:
+        name = self.name
+        if not isinstance(name, str) or not _NAME.match(name):
+            raise ValueError(f"fleet rule {name!r}: field 'name' must be a Prometheus alert name "
+                             "([A-Za-z_][A-Za-z0-9_]*)")
+        if not isinstance(self.node_rule, AlertRule):
+            raise SettingTypeError(f"fleet rule {name!r}: field 'node_rule' must be an AlertRule, "
+                                   f"got {self.node_rule!r}")
+        share = self.share
+        if isinstance(share, bool) or not isinstance(share, (int, float)):
+            raise SettingTypeError(f"fleet rule {name!r}: field 'share' must be a number, got {share!r}")
+        if not 0 <= share < 1:
+            raise ValueError(f"fleet rule {name!r}: field 'share' must be in [0, 1), got {share!r}")
+        object.__setattr__(self, "share", float(share))
+        object.__setattr__(self, "for_", duration(f"fleet rule {name!r}: field 'for_'", self.for_, allow_zero=True))
+        if not isinstance(self.severity, str) or not self.severity:
+            raise ValueError(f"fleet rule {name!r}: field 'severity' must be a non-empty str, got {self.severity!r}")
+        if not isinstance(self.summary, str) or any(p != "value" for p in _PLACEHOLDER.findall(self.summary)):
+            raise ValueError(f"fleet rule {name!r}: field 'summary' must be a str using no placeholder but {{value}}, "
+                             f"got {self.summary!r}")
+
+
+def fleet_rules() -> list[FleetRule]:
+    """Rules over the fleet for the Prometheus rule file: shares of nodes in trouble, beside each node's alerts."""
+    node = {rule.name: rule for rule in default_rules()}
+    return [
+        FleetRule("FleetUnhealthyPeers", node[AlertType.UNHEALTHY_PEERS.value], share=0.25, for_=120.0,
+                  severity="warning", summary="{value} of the nodes have unhealthy peers"),
+        FleetRule("FleetConnectionFailures", node[AlertType.HIGH_CONNECTION_FAILURES.value], share=0.25, for_=120.0,
+                  severity="critical", summary="{value} of the nodes have more than 10 connection failures in 5m"),
     ]
 
 

@@ -85,9 +85,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     args = parser().parse_args(argv)
     logging.basicConfig(level=logging.WARNING, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     if args.command == "rules":
-        from ..alerting import default_rules, load_rules, rules_to_prometheus
+        from ..alerting import default_rules, fleet_rules, load_rules, rules_to_prometheus
         rules = (default_rules() if args.defaults else []) + (load_rules(args.file) if args.file else [])
-        sys.stdout.write(rules_to_prometheus(rules))
+        sys.stdout.write(rules_to_prometheus(rules, fleet=fleet_rules() if args.defaults else ()))
         return 0
     from .demo import DemoOptions, run
     options = DemoOptions(**{k: v for k, v in vars(args).items() if k != "command"})

@@ -24,7 +24,7 @@ from .base import GroupContext, MetricGroup
 from .network import NetworkGroup
 
 __all__ = ["ResourceGroup", "Reading", "SPECS", "CPU_UTILIZATION", "MEMORY_USAGE", "BANDWIDTH", "STORAGE_USAGE",
-           "PROCESS_CPU_UTILIZATION", "PROCESS_MEMORY_USAGE", "RESOURCE_NAMES"]
+           "PROCESS_CPU_UTILIZATION", "PROCESS_MEMORY_USAGE", "RESOURCE_NAMES", "SAME_FIGURE"]
 
 CPU_UTILIZATION = MetricSpec(
     "p2p.node.cpu.utilization", Kind.GAUGE, "1", "CPU time of the node process over wall time, per CPU (0..1).",
@@ -48,6 +48,8 @@ PROCESS_MEMORY_USAGE = MetricSpec(
     process_metrics.PROCESS_MEMORY_USAGE, Kind.UP_DOWN_COUNTER, "By",
     "Resident set size of the process (as p2p.node.memory.usage).", (), "process_memory_usage_bytes")
 SPECS = (CPU_UTILIZATION, MEMORY_USAGE, BANDWIDTH, STORAGE_USAGE, PROCESS_CPU_UTILIZATION, PROCESS_MEMORY_USAGE)
+#: The semantic-convention name of a figure -> its catalogue name (alert rules name the latter).
+SAME_FIGURE = {PROCESS_CPU_UTILIZATION.name: CPU_UTILIZATION.name, PROCESS_MEMORY_USAGE.name: MEMORY_USAGE.name}
 #: Which names the CPU and memory figures are reported under.
 RESOURCE_NAMES = {"p2p": ((CPU_UTILIZATION, MEMORY_USAGE),),
                   "semconv": ((PROCESS_CPU_UTILIZATION, PROCESS_MEMORY_USAGE),),
