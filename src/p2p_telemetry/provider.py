@@ -108,12 +108,7 @@ def configure(service_name: str | None = None, exporters: Sequence[str] | str | 
     With ``set_global`` and a provider already installed, that provider is kept and returned
     (with ``extra_readers`` added to it), and a warning says so.
     """
-    settings = resolve_all({"service_name": service_name, "exporters": exporters, "otlp_endpoint": otlp_endpoint,
-                            "otlp_protocol": otlp_protocol, "prometheus_host": prometheus_host,
-                            "prometheus_port": prometheus_port, "export_interval": export_interval,
-                            "extra_readers": extra_readers, "views": views, "set_global": set_global,
-                            "service_instance_id": service_instance_id,
-                            "resource_attributes": resource_attributes})
+    settings = resolve_all(locals())  # the arguments by name: the settings table has a row for each
     info = SetupInfo(exporters=settings["exporters"], export_interval=settings["export_interval"])
     if "otlp" in info.exporters:
         check_otlp_variables()
