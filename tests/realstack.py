@@ -137,7 +137,7 @@ class Process:
     def __init__(self, args: list[str], log: Path, env: dict[str, str] | None = None) -> None:
         self.args = args
         self.log = log
-        self._file = open(log, "wb")
+        self._file = open(log, "wb")  # noqa: SIM115 - closed by stop(), after the process it was given to
         self.proc = subprocess.Popen(args, stdout=self._file, stderr=subprocess.STDOUT,
                                      env={**os.environ, **(env or {})}, start_new_session=True)
         self.pid = self.proc.pid
