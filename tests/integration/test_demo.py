@@ -87,7 +87,9 @@ def test_demo_stops_cleanly_on_sigint(tmp_path):
     demo = subprocess.Popen([COMMAND, "demo", "--prometheus-port", "0", "--no-view"], stdout=subprocess.PIPE,
                             stderr=subprocess.STDOUT, text=True)
     try:
-        time.sleep(3)
+        assert demo.stdout is not None
+        header = demo.stdout.readline()  # printed once the demo handles signals (bounded by the timeout below)
+        assert header.startswith("p2p-telemetry demo:"), header
         demo.send_signal(2)
         out, _ = demo.communicate(timeout=15)
         assert demo.returncode == 0, out

@@ -7,6 +7,8 @@ import contextlib
 import logging
 import signal
 import sys
+import threading
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from typing import Any, TextIO
 
@@ -48,6 +50,42 @@ def _exporters(options: DemoOptions) -> list[str]:
 
 def run(options: DemoOptions, out: TextIO = sys.stdout) -> int:
     """Run the demo until ``options.duration`` passes, or Ctrl-C / SIGTERM; 0 on a clean stop."""
+    with _stop_on_signals() as stopping:
+        return _run(options, out, stopping)
+
+
+class _Stopping:
+    """Set by SIGINT or SIGTERM at any point of the run, before, during or after the event loop."""
+
+    def __init__(self) -> None:
+        self.requested = threading.Event()
+        self._wake: Callable[[], object] | None = None
+
+    def request(self, *_: object) -> None:
+        self.requested.set()
+        if self._wake is not None:
+            self._wake()
+
+    def wake_with(self, wake: Callable[[], object] | None) -> None:
+        self._wake = wake
+
+
+@contextlib.contextmanager
+def _stop_on_signals() -> Iterator[_Stopping]:
+    stopping = _Stopping()
+    if threading.current_thread() is not threading.main_thread():
+        yield stopping
+        return
+    signals = (signal.SIGINT, signal.SIGTERM)
+    previous = {sig: signal.signal(sig, stopping.request) for sig in signals}
+    try:
+        yield stopping
+    finally:
+        for sig, handler in previous.items():
+            signal.signal(sig, handler)
+
+
+def _run(options: DemoOptions, out: TextIO, stopping: _Stopping) -> int:
     provider = node_provider("p2p-telemetry-demo", exporters=_exporters(options),
                              otlp_endpoint=options.otlp_endpoint, otlp_protocol=options.otlp_protocol,
                              prometheus_host=options.prometheus_host, prometheus_port=options.prometheus_port,
@@ -77,9 +115,8 @@ def run(options: DemoOptions, out: TextIO = sys.stdout) -> int:
         out.flush()
     try:
         monitoring.start()
-        asyncio.run(_run_swarm(swarm, view if options.view else None, options.duration))
-    except KeyboardInterrupt:
-        pass
+        if not stopping.requested.is_set():
+            asyncio.run(_run_swarm(swarm, view if options.view else None, options.duration, stopping))
     finally:
         if options.view:
             view.stop()
@@ -90,12 +127,12 @@ def run(options: DemoOptions, out: TextIO = sys.stdout) -> int:
     return 0
 
 
-async def _run_swarm(swarm: Swarm, view: LiveView | None, duration: float | None) -> None:
+async def _run_swarm(swarm: Swarm, view: LiveView | None, duration: float | None, stopping: _Stopping) -> None:
     loop = asyncio.get_running_loop()
     stop = asyncio.Event()
-    for sig in (signal.SIGINT, signal.SIGTERM):
-        with contextlib.suppress(NotImplementedError, RuntimeError):
-            loop.add_signal_handler(sig, stop.set)
+    stopping.wake_with(lambda: loop.call_soon_threadsafe(stop.set))
+    if stopping.requested.is_set():
+        stop.set()
     deadline = None if duration is None else loop.time() + duration
     await swarm.start()
     try:
@@ -108,4 +145,5 @@ async def _run_swarm(swarm: Swarm, view: LiveView | None, duration: float | None
             with contextlib.suppress(asyncio.TimeoutError):
                 await asyncio.wait_for(stop.wait(), wait)
     finally:
+        stopping.wake_with(None)
         await swarm.stop()
