@@ -104,37 +104,34 @@ def port(name: str, value: Any) -> int:
 
 
 def port_text(name: str, text: str) -> int:
-    try:
-        number = int(text)
-    except ValueError:
-        raise ValueError(f"{name} must be a port number 0..65535, got {text!r}") from None
-    return port(name, number)
+    digits = text.strip()
+    if not (digits.isascii() and digits.isdigit()):  # no sign, no "_", no other digits int() would take
+        raise ValueError(f"{name} must be a port number 0..65535, got {text!r}")
+    return port(name, int(digits))
 
 
 def seconds(name: str, value: Any) -> float:
     return duration(name, value)
 
 
+def _positive_number_text(name: str, text: str, unit: str) -> float:
+    try:
+        value = float(text)
+    except ValueError:
+        value = math.nan
+    if not 0 < value < math.inf:
+        raise ValueError(f"{name} must be a positive number of {unit}, got {text!r}")
+    return value
+
+
 def milliseconds_text(name: str, text: str) -> float:
     """A variable in milliseconds, as OpenTelemetry's are (``OTEL_METRIC_EXPORT_INTERVAL=60000``)."""
-    try:
-        millis = float(text)
-    except ValueError:
-        raise ValueError(f"{name} must be a positive number of milliseconds, got {text!r}") from None
-    if not 0 < millis < math.inf:
-        raise ValueError(f"{name} must be a positive number of milliseconds, got {text!r}")
-    return duration(name, millis / 1000)
+    return duration(name, _positive_number_text(name, text, "milliseconds") / 1000)
 
 
 def seconds_text(name: str, text: str) -> float:
     """A positive number of seconds in a variable (the OTLP exporters read their timeout so)."""
-    try:
-        value = float(text)
-    except ValueError:
-        raise ValueError(f"{name} must be a number of seconds, got {text!r}") from None
-    if not 0 < value < math.inf:
-        raise ValueError(f"{name} must be a positive number of seconds, got {text!r}")
-    return value
+    return _positive_number_text(name, text, "seconds")
 
 
 def no_credentials(name: str, url: Any) -> None:

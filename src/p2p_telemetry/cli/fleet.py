@@ -24,6 +24,7 @@ from typing import Any, TextIO
 
 from .fleet_node import NodeSettings
 from .screen import Screen
+from .view import rate
 
 __all__ = ["DEFAULT_FILE_SD", "FleetOptions", "dial_plan", "run"]
 
@@ -154,11 +155,7 @@ def write_file_sd(path: str, nodes: list[_Node]) -> None:
 
 def _per_second(value: float) -> str:
     """Bytes per second in 7 columns: B, K (KiB) or M (MiB)."""
-    for unit in ("B", "K", "M"):
-        if value < 1024 or unit == "M":
-            return f"{value:6.1f}{unit}"
-        value /= 1024
-    return ""  # unreachable
+    return rate(value, ("B", "K", "M"), width=6)
 
 
 COLUMNS = (f"{'node':9} {'port':>5} {'peers':>5} {'ok':>3} {'deg':>3} {'unh':>3}  {'out/s':>7} {'in/s':>7} "

@@ -17,13 +17,13 @@ from .screen import Screen
 __all__ = ["LiveView", "rate"]
 
 
-def rate(value: float) -> str:
-    """Bytes per second, in B/s, KiB/s or MiB/s."""
-    for unit in ("B/s", "KiB/s", "MiB/s"):
-        if value < 1024 or unit == "MiB/s":
-            return f"{value:7.1f} {unit}"
+def rate(value: float, units: tuple[str, str, str] = (" B/s", " KiB/s", " MiB/s"), width: int = 7) -> str:
+    """Bytes per second in ``width`` digits and the unit (B, KiB or MiB per second by default)."""
+    for unit in units[:-1]:
+        if value < 1024:
+            return f"{value:{width}.1f}{unit}"
         value /= 1024
-    return ""  # unreachable
+    return f"{value:{width}.1f}{units[-1]}"
 
 
 class LiveView:
