@@ -3,7 +3,9 @@
 Hot path against a plain increment, the raw OTel SDK and prometheus_client; collection cost
 against peer count; memory per peer; one alert-evaluation tick; asyncio stream overhead;
 telemetry's CPU share in a soak of the demo swarm. Everything runs in this process, side by
-side, in bounded loops on loopback. ``--quick`` shortens the stream and soak runs.
+side, in bounded loops on loopback. ``--quick`` shortens the stream and soak runs. ``--fleet``
+adds a fleet of 50 node processes with agents and a central Prometheus (about 5 more minutes;
+not run by default; also ``python -m benchmarks.fleet``).
 """
 
 from __future__ import annotations
@@ -18,7 +20,11 @@ from concurrent.futures import ProcessPoolExecutor
 from importlib.metadata import version
 from typing import TypeVar
 
+<<<<<<< HEAD
 from benchmarks import alerts, asyncio_streams, hot_path, libp2p, peers, soak
+=======
+from benchmarks import alerts, asyncio_streams, fleet, hot_path, peers, soak
+>>>>>>> main
 from benchmarks._timing import table
 
 T = TypeVar("T")
@@ -39,6 +45,8 @@ def in_fresh_process(fn: Callable[..., T], *args: object) -> T:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--quick", action="store_true", help="shorter stream and soak runs")
+    parser.add_argument("--fleet", action="store_true",
+                        help="also a fleet of 50 node processes with two agents and a central Prometheus (~5 min)")
     args = parser.parse_args()
     rows: list[tuple[str, str, str]] = []
 
@@ -66,6 +74,8 @@ def main() -> None:
     s = soak.soak(40.0 if args.quick else 120.0)
     rows.append((f"soak {s.seconds:.0f} s: telemetry CPU", f"{s.telemetry_cpu_share:.2%} of a core",
                  f"RSS {s.rss_drift:+.1%}, series {s.series_after_warmup} -> {s.series_at_end}; target < 2 %"))
+    if args.fleet:
+        rows += fleet.rows(*fleet.measure(50, 90.0))
 
     print(f"# p2p-telemetry benchmarks, {time.strftime('%Y-%m-%d %H:%M %Z')}")
     print(f"# Python {platform.python_version()} on {platform.machine()}, {versions()}\n")

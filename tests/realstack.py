@@ -137,7 +137,7 @@ class Process:
     def __init__(self, args: list[str], log: Path, env: dict[str, str] | None = None, stdin: int | None = None) -> None:
         self.args = args
         self.log = log
-        self._file = open(log, "wb")
+        self._file = open(log, "wb")  # noqa: SIM115 - closed by stop(), after the process it was given to
         self.proc = subprocess.Popen(args, stdout=self._file, stderr=subprocess.STDOUT, stdin=stdin,
                                      env={**os.environ, **(env or {})}, start_new_session=True)
         self.pid = self.proc.pid
@@ -166,18 +166,30 @@ class Process:
 
 
 class Prometheus(Process):
-    """A real Prometheus (Debian's package) with a temporary storage path."""
+    """A real Prometheus (Debian's package) with a temporary storage path.
 
-    def __init__(self, workdir: Path, config: str, port: int | None = None) -> None:
+    ``agent=True`` runs it in agent mode (``--enable-feature=agent``: scrape and remote-write only);
+    ``args`` are extra flags, e.g. ``--web.enable-remote-write-receiver``. Each instance needs its own
+    ``workdir`` (its config, storage and log live there).
+    """
+
+    def __init__(self, workdir: Path, config: str, port: int | None = None, *, agent: bool = False,
+                 args: tuple[str, ...] = ()) -> None:
         self.port = port or free_port()
         self.url = f"http://{LOOPBACK}:{self.port}"
+        workdir.mkdir(parents=True, exist_ok=True)
         config_file = workdir / "prometheus.yml"
         config_file.write_text(config)
-        super().__init__([binary("prometheus"), f"--config.file={config_file}",
-                          f"--storage.tsdb.path={workdir / 'prom-data'}",
-                          f"--web.listen-address={LOOPBACK}:{self.port}", "--web.enable-lifecycle"],
+        storage = ([f"--storage.agent.path={workdir / 'agent-data'}", "--enable-feature=agent"] if agent
+                   else [f"--storage.tsdb.path={workdir / 'prom-data'}"])
+        super().__init__([binary("prometheus"), f"--config.file={config_file}", *storage,
+                          f"--web.listen-address={LOOPBACK}:{self.port}", "--web.enable-lifecycle", *args],
                          workdir / "prometheus.log")
         wait_for(lambda: http_get(f"{self.url}/-/ready"), 30, "prometheus ready")
+
+    def targets(self) -> list[dict]:
+        """The active scrape targets (``/api/v1/targets``; an agent answers it too)."""
+        return http_json(f"{self.url}/api/v1/targets?state=active")["data"]["activeTargets"]
 
     def query(self, promql: str) -> list[dict]:
         url = f"{self.url}/api/v1/query?" + urllib.parse.urlencode({"query": promql})

@@ -9,15 +9,30 @@ from __future__ import annotations
 from datetime import timedelta
 
 import pytest
-from opentelemetry.sdk.metrics import MeterProvider
 from opentelemetry.sdk.metrics.export import InMemoryMetricReader
 from opentelemetry.sdk.metrics.view import View
 
 import p2p_telemetry
 from conftest import collect
-from p2p_telemetry import (Alert, AlertConfig, AlertmanagerSink, AlertRule, AlertType, CallbackSink, HealthStatus,
-                           LogSink, MetricsCollector, MonitoringConfig, MonitoringSystem, NetworkMetrics, PeerStats,
-                           ResourceMetrics, configure, default_rules, rules_to_prometheus)
+from p2p_telemetry import (
+    Alert,
+    AlertConfig,
+    AlertmanagerSink,
+    AlertRule,
+    AlertType,
+    CallbackSink,
+    HealthStatus,
+    LogSink,
+    MetricsCollector,
+    MonitoringConfig,
+    MonitoringSystem,
+    NetworkMetrics,
+    PeerStats,
+    ResourceMetrics,
+    configure,
+    default_rules,
+    rules_to_prometheus,
+)
 
 OUT_TCP = {"p2p.connection.direction": "outbound", "network.transport": "tcp", "p2p.transport": "tcp"}
 

@@ -21,14 +21,15 @@ from p2p_telemetry import (
 )
 
 # The contract of shared/spec/metrics.md: name -> (unit, kind, attribute keys).
+CONNECTION = {"p2p.connection.direction", "network.transport", "p2p.transport"}
 CONTRACT = {
     "p2p.network.io": ("By", "monotonic_sum", {"network.io.direction", "p2p.protocol", "network.transport"}),
-    "p2p.connection.active": ("{connection}", "sum", {"p2p.connection.direction", "network.transport", "p2p.transport"}),
-    "p2p.connection.attempts": ("{attempt}", "monotonic_sum", {"p2p.connection.direction", "network.transport", "p2p.transport"}),
+    "p2p.connection.active": ("{connection}", "sum", CONNECTION),
+    "p2p.connection.attempts": ("{attempt}", "monotonic_sum", CONNECTION),
     "p2p.connection.failures": ("{failure}", "monotonic_sum",
-                                {"p2p.connection.direction", "network.transport", "p2p.transport", "error.type"}),
-    "p2p.connection.setup.duration": ("s", "histogram", {"p2p.connection.direction", "network.transport", "p2p.transport"}),
-    "p2p.connection.duration": ("s", "histogram", {"p2p.connection.direction", "network.transport", "p2p.transport"}),
+                                {*CONNECTION, "error.type"}),
+    "p2p.connection.setup.duration": ("s", "histogram", CONNECTION),
+    "p2p.connection.duration": ("s", "histogram", CONNECTION),
     "p2p.protocol.events": ("{event}", "monotonic_sum", {"p2p.protocol", "p2p.protocol.event"}),
     "p2p.peers": ("{peer}", "sum", {"p2p.peer.health"}),
     "p2p.peer.latency": ("s", "histogram", {"p2p.peer.health"}),
@@ -54,8 +55,8 @@ def test_metrics_collection(provider, reader):
     other = {"p2p.protocol": "other", "network.transport": "other"}
     assert exported.value("p2p.network.io", {**TX, **other}) == 1000
     assert exported.value("p2p.network.io", {**RX, **other}) == 2000
-    assert exported.value("p2p.connection.active",
-                          {"p2p.connection.direction": "unknown", "network.transport": "other", "p2p.transport": "other"}) == 5
+    unknown = {"p2p.connection.direction": "unknown", "network.transport": "other", "p2p.transport": "other"}
+    assert exported.value("p2p.connection.active", unknown) == 5
 
 
 def test_every_metric_of_the_catalogue(provider, reader, tmp_path):

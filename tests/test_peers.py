@@ -7,9 +7,7 @@ import random
 import threading
 
 import pytest
-from opentelemetry.sdk.metrics import MeterProvider
 from opentelemetry.sdk.metrics.export import InMemoryMetricReader
-from opentelemetry.sdk.metrics.view import ExponentialBucketHistogramAggregation, View
 
 from conftest import collect
 from p2p_telemetry import HealthStatus, MetricsCollector, _sdk_bridge

@@ -186,7 +186,8 @@ def test_alerts_block_fires_unhealthy_peers_to_every_sink(clean_global: None, ot
         assert "UnhealthyPeers" in printed and "firing" in printed  # CallbackSink(print)
         alerts = wait_for(lambda: alertmanager.alerts(alertname="UnhealthyPeers"), 15,
                           "Alertmanager to show UnhealthyPeers")
-        assert [a["labels"]["severity"] for a in alerts] == ["warning"]
+        assert [(a["labels"]["severity"], a["labels"]["service_name"], a["labels"]["service_instance_id"])
+                for a in alerts] == [("warning", "my-node", "node-7")]  # the node the README names
         assert not alertmanager.alerts(alertname="SlowPeers")  # one degraded peer is not two, and for_=30 s
     finally:
         alertmanager.stop()

@@ -51,12 +51,12 @@ from .groups.network import (
 from .groups.peers import LATENCY_BUCKETS, PEER_LATENCY, PEER_REPUTATION, PEERS
 from .groups.protocols import PROTOCOL_EVENTS
 from .groups.resources import (
-                         SAME_FIGURE,
                          BANDWIDTH,
                          CPU_UTILIZATION,
                          MEMORY_USAGE,
                          PROCESS_CPU_UTILIZATION,
                          PROCESS_MEMORY_USAGE,
+                         SAME_FIGURE,
                          STORAGE_USAGE,
 )
 from .groups.telemetry import ALERT_ACTIVE, TELEMETRY_REJECTED

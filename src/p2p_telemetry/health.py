@@ -97,7 +97,8 @@ class PeerRecord:
 
 
 def _is_async(probe: Any) -> bool:
-    return inspect.iscoroutinefunction(probe) or inspect.iscoroutinefunction(getattr(probe, "__call__", None))
+    # a coroutine function, or an object whose __call__ is one (Libp2pPingProbe)
+    return inspect.iscoroutinefunction(probe) or inspect.iscoroutinefunction(type(probe).__call__)
 
 
 def _valid_rtt(value: Any) -> float | None:

@@ -8,6 +8,7 @@ import re
 import subprocess
 from pathlib import Path
 
+import pytest
 import yaml
 
 from p2p_telemetry import default_rules, fleet_rules
@@ -34,6 +35,9 @@ def run(*command: str) -> subprocess.CompletedProcess:
     return subprocess.run(command, capture_output=True, text=True, timeout=60)
 
 
+FLEET_TARGETS = "/tmp/p2p-telemetry-fleet/targets.json"  # where `p2p-telemetry fleet` writes by default (Linux)
+
+
 def test_promtool_accepts_prometheus_yml(tmp_path):
     # prometheus.yml names its rule file relatively; check the folder as it ships.
     result = run(binary("promtool"), "check", "config", str(CONFIG / "prometheus.yml"))
@@ -41,10 +45,35 @@ def test_promtool_accepts_prometheus_yml(tmp_path):
     assert "SUCCESS" in result.stdout + result.stderr
     config = yaml.safe_load((CONFIG / "prometheus.yml").read_text())
     assert config["rule_files"] == ["p2p-alerts.rules.yml"]
-    targets = [t for job in config["scrape_configs"] for sc in job["static_configs"] for t in sc["targets"]]
+    targets = [t for job in config["scrape_configs"] for sc in job.get("static_configs", []) for t in sc["targets"]]
     assert "127.0.0.1:9464" in targets and "127.0.0.1:8889" in targets
+    files = [f for job in config["scrape_configs"] for sd in job.get("file_sd_configs", []) for f in sd["files"]]
+    assert files == [FLEET_TARGETS]
     alertmanagers = config["alerting"]["alertmanagers"][0]["static_configs"][0]["targets"]
     assert alertmanagers == ["127.0.0.1:9093"]
+
+
+def test_promtool_accepts_the_agent_and_central_configs():
+    agent = run(binary("promtool"), "check", "config", "--agent", str(CONFIG / "prometheus-agent.yml"))
+    assert agent.returncode == 0 and "SUCCESS" in agent.stdout + agent.stderr, agent.stdout + agent.stderr
+    central = run(binary("promtool"), "check", "config", str(CONFIG / "prometheus-central.yml"))
+    assert central.returncode == 0, central.stdout + central.stderr
+    assert "1 rule files found" in central.stdout + central.stderr  # the rule file next to it, found and valid
+
+    config = yaml.safe_load((CONFIG / "prometheus-agent.yml").read_text())
+    assert "rule_files" not in config and "alerting" not in config  # an agent evaluates and alerts nothing
+    (job,) = config["scrape_configs"]
+    assert job["job_name"] == "p2p-node" and job["file_sd_configs"][0]["files"] == [FLEET_TARGETS]
+    shard, keep = job["relabel_configs"]
+    assert shard["action"] == "hashmod" and shard["source_labels"] == ["__address__"]
+    assert keep == {"source_labels": [shard["target_label"]], "regex": "0", "action": "keep"}
+    assert [w["url"] for w in config["remote_write"]] == ["http://127.0.0.1:9090/api/v1/write"]
+
+    central_config = yaml.safe_load((CONFIG / "prometheus-central.yml").read_text())
+    assert central_config["rule_files"] == ["p2p-alerts.rules.yml"]
+    assert central_config["alerting"]["alertmanagers"][0]["static_configs"][0]["targets"] == ["127.0.0.1:9093"]
+    assert "--web.enable-remote-write-receiver" in (CONFIG / "prometheus-central.yml").read_text()
+    assert "--enable-feature=agent" in (CONFIG / "prometheus-agent.yml").read_text()
 
 
 def test_promtool_accepts_the_rule_file():
@@ -85,7 +114,12 @@ def test_collector_pipelines_use_defined_contrib_components():
 
 
 PROMQL_WORDS = {"sum", "by", "without", "rate", "histogram_quantile", "bottomk", "topk", "max", "min", "avg",
-                "count", "increase", "m", "s", "h"}
+                "count", "increase", "m", "s", "h", "or", "and", "unless", "vector"}
+DASHBOARDS = ("grafana-dashboard.json", "grafana-fleet-dashboard.json")
+#: The OTel Prometheus exporter's resource series: every node's identity (service_name, service_instance_id).
+IDENTITY_SERIES = {"target_info"}
+IDENTITY_LABELS = {"service_name", "service_instance_id"}
+GROUPING = re.compile(r"\b(by|without|on|ignoring|group_left|group_right) \(([^)]*)\)")
 
 
 def _catalogue_series() -> set[str]:
@@ -102,35 +136,68 @@ def _catalogue_labels() -> set[str]:
     return {key.replace(".", "_") for spec in CATALOGUE for key in spec.attributes} | {"le", "instance", "job"}
 
 
-def _dashboard_exprs() -> list[tuple[str, str]]:
-    dashboard = json.loads((CONFIG / "grafana-dashboard.json").read_text())
-    return [(panel["title"], target["expr"]) for panel in dashboard["panels"] for target in panel.get("targets", [])]
+def dashboard_panels(name: str) -> list[dict]:
+    return json.loads((CONFIG / name).read_text())["panels"]
+
+
+def _dashboard_exprs(name: str = "grafana-dashboard.json") -> list[tuple[str, str]]:
+    return [(panel["title"], target["expr"]) for panel in dashboard_panels(name) for target in panel.get("targets", [])]
+
+
+def as_query(expr: str) -> str:
+    """A panel's expression with Grafana's variables set to "all"."""
+    return expr.replace("$instance", ".*").replace("$node", ".*")
 
 
 def test_dashboard_has_the_panels_an_operator_needs():
     titles = " | ".join(title.lower() for title, _ in _dashboard_exprs())
     for wanted in ("peers by health", "bytes/s by protocol and direction", "active connections",
-                   "failures/s by error.type", "set-up latency", "cpu", "memory", "active alerts"):
+                   "failures/s by error.type", "set-up latency", "cpu", "memory", "active alerts by node",
+                   "worst peer reputations, with their node"):
         assert wanted in titles, wanted
     exprs = " ".join(expr for _, expr in _dashboard_exprs())
     assert "histogram_quantile(0.5," in exprs and "histogram_quantile(0.99," in exprs
 
 
-def test_dashboard_promql_refers_only_to_catalogue_series(tmp_path):
-    series, labels = _catalogue_series(), _catalogue_labels()
-    for title, expr in _dashboard_exprs():
-        selectors_only = re.sub(r"\b(by|without) \([^)]*\)|\{[^}]*\}", " ", expr)
+def test_fleet_dashboard_has_a_node_variable_per_node_tables_totals_and_alerts_by_node():
+    dashboard = json.loads((CONFIG / "grafana-fleet-dashboard.json").read_text())
+    variables = {v["name"]: v for v in dashboard["templating"]["list"]}
+    assert variables["node"]["query"]["query"] == "label_values(target_info, service_instance_id)"
+    assert variables["node"]["multi"] and variables["node"]["includeAll"]
+    panels = {panel["title"]: panel for panel in dashboard["panels"]}
+    for title in ("Worst nodes by unhealthy peers", "Worst nodes by connection failure rate", "Alerts by node"):
+        assert panels[title]["type"] == "table", title
+        (target,) = panels[title]["targets"]
+        assert "service_instance_id" in GROUPING.search(target["expr"]).group(2)  # one row per node
+        assert target["instant"] and target["format"] == "table"
+    for title in ("Fleet peers by health", "Fleet bytes/s by direction", "Fleet connection failures/s by error.type"):
+        assert panels[title]["type"] == "timeseries"
+    for panel in dashboard["panels"]:  # every panel follows the node variable
+        for target in panel["targets"]:
+            assert 'target_info{service_instance_id=~"$node"}' in target["expr"], panel["title"]
+    assert len({(p["gridPos"]["x"], p["gridPos"]["y"]) for p in dashboard["panels"]}) == len(dashboard["panels"])
+
+
+@pytest.mark.parametrize("dashboard", DASHBOARDS)
+def test_dashboard_promql_refers_only_to_catalogue_series(dashboard, tmp_path):
+    series, labels = _catalogue_series() | IDENTITY_SERIES, _catalogue_labels() | IDENTITY_LABELS
+    exprs = _dashboard_exprs(dashboard)
+    assert exprs
+    for title, expr in exprs:
+        selectors_only = re.sub(r"\{[^}]*\}", " ", GROUPING.sub(" ", expr))
         names = set(re.findall(r"\b[a-zA-Z_:][\w:]*\b(?!\s*\()", selectors_only)) - PROMQL_WORDS
         assert names and names <= series, (title, names - series)
-        for grouping in re.findall(r"\bby \(([^)]*)\)", expr):
-            used = {label.strip() for label in grouping.split(",")}
+        for _, grouping in GROUPING.findall(expr):
+            used = {label.strip() for label in grouping.split(",") if label.strip()}
+            assert used <= labels | {"alertname", "alertstate", "severity"}, (title, used - labels)
+        for selector in re.findall(r"\{([^}]*)\}", expr):
+            used = {m.split("=")[0].strip(" !~") for m in selector.split(",")}
             assert used <= labels | {"alertname", "alertstate", "severity"}, (title, used - labels)
     # The syntax is Prometheus's to judge: each expression as a recording rule, through promtool.
     rules = {"groups": [{"name": "dashboard", "rules": [
-        {"record": f"dashboard:panel{i}", "expr": expr.replace("$instance", ".*")}
-        for i, (_, expr) in enumerate(_dashboard_exprs())]}]}
+        {"record": f"dashboard:panel{i}", "expr": as_query(expr)} for i, (_, expr) in enumerate(exprs)]}]}
     path = tmp_path / "dashboard.rules.yml"
     path.write_text(yaml.safe_dump(rules))
     result = run(binary("promtool"), "check", "rules", str(path))
     assert result.returncode == 0, result.stdout + result.stderr
-
+    assert f"{len(exprs)} rules found" in result.stdout

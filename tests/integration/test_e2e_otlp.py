@@ -23,7 +23,8 @@ def test_collector_receives_names_attributes_and_exact_values(rotel, protocol):
     provider = configure(service_name=service, exporters=["otlp"], otlp_endpoint=endpoint, otlp_protocol=protocol,
                          set_global=False)
     assert setup_info(provider).otlp_timeout <= 5
-    collector = MetricsCollector(provider, sample_resources=False, protocols=["/ipfs/ping/1.0.0"])
+    collector = MetricsCollector(provider, sample_resources=False, protocols=["/ipfs/ping/1.0.0"],
+                                 resource_names="both")
     net = collector.network
     net.sent("task", "tcp").add(4096)
     net.bytes_received(1500, protocol="/ipfs/ping/1.0.0", transport="quic")

@@ -132,8 +132,15 @@ def test_every_metric_stays_within_the_sdks_limit_at_the_worst_case_of_the_bound
 
 
 def test_the_protocol_capacity_follows_a_provider_with_a_smaller_limit():
-    from opentelemetry.sdk.metrics import (Counter, Histogram, MeterProvider, ObservableCounter, ObservableGauge,
-                                           ObservableUpDownCounter, UpDownCounter)
+    from opentelemetry.sdk.metrics import (
+        Counter,
+        Histogram,
+        MeterProvider,
+        ObservableCounter,
+        ObservableGauge,
+        ObservableUpDownCounter,
+        UpDownCounter,
+    )
     from opentelemetry.sdk.metrics.export import InMemoryMetricReader
 
     kinds = (Counter, UpDownCounter, Histogram, ObservableCounter, ObservableUpDownCounter, ObservableGauge)

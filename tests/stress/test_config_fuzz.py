@@ -1,13 +1,15 @@
 """Configuration fuzzed: any bad value for a setting raises ValueError naming that setting.
 
-A value that happens to be valid must be accepted; anything else but ValueError (a TypeError,
-an AttributeError from deep inside the SDK, a traceback on a background thread) is a bug.
+A value that happens to be valid must be accepted; anything else but ValueError (an AttributeError
+from deep inside the SDK, a traceback on a background thread) is a bug. A wrong type raises
+``SettingTypeError``, which is a ValueError too (and a TypeError, as it should be).
 """
 
 from __future__ import annotations
 
 import math
 from collections.abc import Callable
+from datetime import timedelta
 from typing import Any
 
 import hypothesis.strategies as st
@@ -15,18 +17,42 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 
 from p2p_telemetry import AlertConfig, MetricsCollector, MonitoringConfig, configure
+from p2p_telemetry.bounds import parse_duration
 
 junk = st.one_of(
     st.none(), st.booleans(), st.floats(allow_nan=True, allow_infinity=True),
     st.integers(min_value=-(2**70), max_value=2**70), st.text(max_size=30), st.binary(max_size=8),
     st.just("\udcff"), st.lists(st.integers(), max_size=2), st.dictionaries(st.text(max_size=2), st.integers()),
-    st.just(object()), st.just(math.nan),
+    st.just(object()), st.just(math.nan), st.timedeltas(), st.sampled_from(["1m30s", "0s", "90", "-1s", "2h"]),
+    st.dictionaries(st.text(max_size=3), st.one_of(st.text(max_size=3), st.floats(), st.lists(st.booleans())),
+                    max_size=2),
 )
 FUZZ = settings(max_examples=80, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
 
 
 def is_positive_number(value: Any) -> bool:
     return type(value) in (int, float) and 0 < value < math.inf
+
+
+def is_positive_duration(value: Any) -> bool:
+    """A positive number of seconds, timedelta or Prometheus duration string ("1m30s")."""
+    if isinstance(value, timedelta):
+        return value.total_seconds() > 0
+    if isinstance(value, str):
+        seconds = parse_duration(value)
+        return seconds is not None and seconds > 0
+    return is_positive_number(value)
+
+
+def is_attribute_value(value: Any) -> bool:
+    if isinstance(value, (list, tuple)):
+        return len({type(v) for v in value}) <= 1 and all(is_attribute_value(v) for v in value)
+    return type(value) in (str, bool, int) or (type(value) is float and math.isfinite(value))
+
+
+def is_resource_attributes(value: Any) -> bool:
+    return isinstance(value, dict) and all(isinstance(k, str) and k.strip() and is_attribute_value(v)
+                                           for k, v in value.items())
 
 
 def is_port(value: Any) -> bool:
@@ -69,8 +95,12 @@ CONFIGURE_SETTINGS: dict[str, tuple[Callable[[Any], bool], dict[str, Any]]] = {
     "otlp_protocol": (lambda v: v in ("grpc", "http/protobuf"), {"exporters": ["otlp"]}),
     "prometheus_host": (lambda v: False, {"exporters": ["prometheus"], "prometheus_port": 0}),
     "prometheus_port": (lambda v: False, {"exporters": ["prometheus"], "prometheus_host": "127.0.0.1"}),
-    "export_interval": (is_positive_number, {"exporters": ["none"]}),
+    "export_interval": (is_positive_duration, {"exporters": ["none"]}),
     "extra_readers": (lambda v: v in ([], ()), {"exporters": ["none"]}),
+    "views": (lambda v: v in ([], ()), {"exporters": ["none"]}),
+    "service_instance_id": (lambda v: isinstance(v, str) and 0 < len(v) <= 256 and v.isprintable(),
+                            {"exporters": ["none"]}),
+    "resource_attributes": (is_resource_attributes, {"exporters": ["none"]}),
     "set_global": (lambda v: isinstance(v, bool), {"exporters": ["none"]}),
 }
 
@@ -82,9 +112,9 @@ def test_configure_rejects_bad_values_by_name(setting, value, clean_global):
     valid, others = CONFIGURE_SETTINGS[setting]
     if value is None:
         return  # None means "from OTEL_*, else the default"
-    if setting in ("prometheus_host", "prometheus_port") and (
-            (setting == "prometheus_port" and is_port(value))
-            or (setting == "prometheus_host" and isinstance(value, str) and value and not any(c.isspace() for c in value))):
+    binds = (setting == "prometheus_port" and is_port(value)) or (
+        setting == "prometheus_host" and isinstance(value, str) and value and not any(c.isspace() for c in value))
+    if binds:
         return  # a valid host or port would bind a real socket; those are tested in test_provider
     if setting == "set_global" and value is True:
         return
@@ -150,9 +180,9 @@ def test_collector_rejects_bad_values_by_name(setting, value, provider):
 
 
 MONITORING_SETTINGS = {
-    "metrics_interval": is_positive_number,
-    "alert_check_interval": is_positive_number,
-    "health_check_interval": is_positive_number,
+    "metrics_interval": is_positive_duration,
+    "alert_check_interval": is_positive_duration,
+    "health_check_interval": is_positive_duration,
     "sample_resources": lambda v: isinstance(v, bool),
     "alert_config": lambda v: isinstance(v, AlertConfig),
 }

@@ -1,6 +1,7 @@
-"""Security of the endpoints: the Prometheus endpoint stays on loopback unless told otherwise and a
-taken port fails at ``configure()``; OTLP headers and TLS come from the standard variables (checked
-at real receivers); no secret (OTLP headers, Alertmanager credentials) reaches logs or exceptions."""
+"""Security of the endpoints: the Prometheus endpoint stays on loopback unless told otherwise, a
+taken port fails at ``configure()``, idle connections cost it no thread; OTLP headers and TLS come
+from the standard variables (checked at real receivers); no secret (OTLP headers, Alertmanager
+credentials) reaches logs or exceptions."""
 
 from __future__ import annotations
 
@@ -13,6 +14,7 @@ import ssl
 import subprocess
 import threading
 import time
+import urllib.request
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any, Protocol
@@ -85,6 +87,33 @@ def test_a_port_in_use_fails_at_configure_naming_the_port() -> None:
     assert f"prometheus_port {port}" in str(raised.value) and "in use" in str(raised.value)
     assert not escaped
     assert not [t for t in threading.enumerate() if t not in threads], "configure() left a thread behind"
+
+
+def test_idle_connections_cost_no_thread_and_end_with_the_provider() -> None:
+    """A slowloris of 200 idle connections: the scrape is still answered, no thread per connection,
+    and provider.shutdown() closes every connection and the endpoint's thread."""
+    threads = set(threading.enumerate())
+    provider = configure(prometheus_port=0, set_global=False)
+    MetricsCollector(provider, sample_resources=False).network.bytes_sent(5, protocol="task")
+    url, port = setup_info(provider).prometheus_url, prometheus_port(provider)
+    idle: list[socket.socket] = []
+    try:
+        idle = [socket.create_connection((LOOPBACK, port), timeout=5) for _ in range(200)]
+        with urllib.request.urlopen(url, timeout=5) as response:  # accepted after the 200
+            assert b"p2p_network_io_bytes_total" in response.read()
+        started = [t for t in threading.enumerate() if t not in threads]
+        assert [t.name for t in started] == [f"p2p-telemetry-prometheus-{port}"]
+    finally:
+        provider.shutdown()
+    for client in idle:
+        client.settimeout(5)
+        try:
+            assert client.recv(1) == b"", "a connection outlived provider.shutdown()"
+        except ConnectionResetError:
+            pass
+        client.close()
+    assert not [t for t in threading.enumerate() if t not in threads and t.is_alive()]
+    socket.create_server((LOOPBACK, port)).close()  # the port is free again
 
 
 # --- OTLP receivers that capture what arrives ------------------------------------------------------
@@ -257,10 +286,10 @@ def test_a_malformed_headers_variable_is_refused_without_showing_it(monkeypatch:
                                                                     protocol: str) -> None:
     """The common mistake ``Authorization: Bearer ...`` (a colon, not ``=``): the SDK would log it verbatim."""
     monkeypatch.setenv("OTEL_EXPORTER_OTLP_METRICS_HEADERS", f"Authorization: Bearer {SECRET}")
-    with caplog.at_level(logging.DEBUG), thread_exceptions() as escaped:
-        with pytest.raises(ValueError, match="OTEL_EXPORTER_OTLP_METRICS_HEADERS") as raised:
-            configure(exporters=["otlp"], otlp_endpoint=f"http://{LOOPBACK}:{free_port()}", otlp_protocol=protocol,
-                      set_global=False)
+    with caplog.at_level(logging.DEBUG), thread_exceptions() as escaped, \
+            pytest.raises(ValueError, match="OTEL_EXPORTER_OTLP_METRICS_HEADERS") as raised:
+        configure(exporters=["otlp"], otlp_endpoint=f"http://{LOOPBACK}:{free_port()}", otlp_protocol=protocol,
+                  set_global=False)
     assert SECRET not in everything_said(caplog, capfd, escaped, raised.value, repr(raised.value))
 
 

@@ -1,4 +1,5 @@
-"""The ``p2p-telemetry`` command: ``demo`` runs a small swarm on loopback; ``rules`` prints the Prometheus rule file."""
+"""The ``p2p-telemetry`` command: ``demo`` runs a small swarm on loopback, ``fleet`` runs N nodes as processes that
+are peers of each other; ``rules`` prints the Prometheus rule file."""
 
 from __future__ import annotations
 
@@ -7,6 +8,7 @@ import logging
 import math
 import sys
 from collections.abc import Sequence
+from typing import Any
 
 __all__ = ["main", "parser"]
 
@@ -25,6 +27,14 @@ def _peers(text: str) -> int:
     if not text.isdigit() or not 2 <= int(text) <= 50:
         raise argparse.ArgumentTypeError(f"must be a whole number from 2 to 50, got {text!r}")
     return int(text)
+
+
+def _whole(low: int, high: int) -> Any:
+    def parse(text: str) -> int:
+        if not text.isdigit() or not low <= int(text) <= high:
+            raise argparse.ArgumentTypeError(f"must be a whole number from {low} to {high}, got {text!r}")
+        return int(text)
+    return parse
 
 
 def _port(text: str) -> int:
@@ -72,6 +82,47 @@ def parser() -> argparse.ArgumentParser:
                       help="no live view (alerts are still logged)")
     demo.add_argument("--seed", type=int, default=None, help="random seed for the swarm's traffic")
 
+    fleet = commands.add_parser(
+        "fleet", help="run N instrumented nodes as processes on 127.0.0.1, peers of each other",
+        description="Start N instrumented nodes as separate processes on 127.0.0.1. Each one serves Prometheus on "
+                    "its own port (--base-port, --base-port + 1, ...) with its own service.instance.id (node-1 ... "
+                    "node-N), listens for peers and dials its ring neighbours, who dial it back; every node pings "
+                    "its peers' health and evaluates the default alert rules. One node in --flaky-every has the "
+                    "demo's flaky listener (answers, answers slowly, goes silent, recovers on a 20 s cycle), so its "
+                    "neighbours see it go degraded and unhealthy. The fleet writes a Prometheus file_sd target file "
+                    "(--file-sd), shows one line per node (redrawn on a terminal, every 10 s on a pipe), and stops "
+                    "after --duration or on Ctrl-C/SIGTERM, stopping and reaping every node; a node whose fleet "
+                    "dies stops by itself. 50 nodes run on 2 cores.")
+    fleet.add_argument("--nodes", type=_whole(1, 1000), default=10, metavar="N", help="number of nodes (default 10)")
+    fleet.add_argument("--base-port", type=_port, default=9464, metavar="PORT",
+                       help="Prometheus port of node-1; node-K serves PORT+K-1 (default 9464; 0 picks free ports)")
+    fleet.add_argument("--prometheus-host", default="127.0.0.1",
+                       help="address the nodes serve Prometheus on (default 127.0.0.1)")
+    fleet.add_argument("--file-sd", metavar="PATH", default=None,
+                       help="where to write the Prometheus file_sd target file, removed at the end "
+                            "(default <temp dir>/p2p-telemetry-fleet/targets.json)")
+    fleet.add_argument("--duration", type=_positive, default=None, metavar="S",
+                       help="stop by itself S seconds after every node is up (default: run until Ctrl-C)")
+    fleet.add_argument("--peers-per-node", type=_whole(1, 100), default=4, metavar="K",
+                       help="ring neighbours each node dials and is dialled by (default 4; a full mesh when N <= K+1)")
+    fleet.add_argument("--flaky-every", type=_whole(0, 1000), default=10, metavar="K",
+                       help="node-N, node-(N-K), ... have a flaky listener (default 10; 0: none)")
+    fleet.add_argument("--message-interval", type=_positive, default=0.2, metavar="S",
+                       help="mean seconds between messages to each peer (default 0.2; the demo uses 0.05)")
+    fleet.add_argument("--idle", action="store_true",
+                       help="no messages nor failed dials: only health pings, resource sampling and alert checks")
+    fleet.add_argument("--traffic-seconds", type=_positive, default=None, metavar="S",
+                       help="after S seconds, stop all traffic (messages, dials, health pings): the nodes keep serving "
+                            "their final counters until the fleet stops, to compare totals exactly")
+    fleet.add_argument("--health-check-interval", type=_positive, default=1.0, metavar="S",
+                       help="seconds between health pings of each peer (default 1)")
+    fleet.add_argument("--alert-check-interval", type=_positive, default=1.0, metavar="S",
+                       help="seconds between alert evaluations in each node (default 1)")
+    fleet.add_argument("--alertmanager", metavar="URL", default=None,
+                       help="each node also sends its alerts to this Alertmanager, e.g. http://127.0.0.1:9093")
+    fleet.add_argument("--no-view", dest="view", action="store_false", help="no per-node summary")
+    fleet.add_argument("--seed", type=int, default=None, help="random seed for the nodes' ids and traffic")
+
     rules = commands.add_parser("rules", help="print the alert rules as a Prometheus rule file",
                                 description="Print the default alert rules (and those of --file) as a Prometheus "
                                             "alerting-rule file, in PromQL over the catalogue's series.")
@@ -89,10 +140,23 @@ def main(argv: Sequence[str] | None = None) -> int:
         rules = (default_rules() if args.defaults else []) + (load_rules(args.file) if args.file else [])
         sys.stdout.write(rules_to_prometheus(rules, fleet=fleet_rules() if args.defaults else ()))
         return 0
+    settings = {k: v for k, v in vars(args).items() if k != "command"}
+    if args.command == "fleet":
+        from .fleet import DEFAULT_FILE_SD, FleetOptions
+        from .fleet import run as run_fleet
+        options = FleetOptions(**{**settings, "file_sd": settings["file_sd"] or DEFAULT_FILE_SD})
+        if options.base_port and options.base_port + options.nodes - 1 > 65535:
+            print(f"p2p-telemetry fleet: --base-port {options.base_port} leaves no room for {options.nodes} nodes",
+                  file=sys.stderr)
+            return 2
+        try:
+            return run_fleet(options)
+        except OSError as error:
+            print(f"p2p-telemetry fleet: {error}", file=sys.stderr)
+            return 2
     from .demo import DemoOptions, run
-    options = DemoOptions(**{k: v for k, v in vars(args).items() if k != "command"})
     try:
-        return run(options)
+        return run(DemoOptions(**settings))
     except (ValueError, OSError) as error:
         print(f"p2p-telemetry demo: {error}", file=sys.stderr)
         return 2

@@ -7,6 +7,9 @@ protocols, and probes every peer's health through a fresh connection. One peer i
 answers, then answers slowly, then not at all, then recovers, on a fixed cycle, so its
 health moves healthy -> degraded -> unhealthy -> healthy. Now and then the node dials a port
 where nothing listens, and the dial fails with ``error.type=refused``.
+
+The pieces serve ``p2p-telemetry fleet`` too: there each node process runs one ``DemoPeer``
+(instrumented: its inbound connections count) and ``Traffic`` towards other nodes' listeners.
 """
 
 from __future__ import annotations
@@ -17,12 +20,13 @@ import random
 import secrets
 import socket
 import time
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 
 from ..collector import MetricsCollector
-from ..integrations.asyncio import open_connection
+from ..integrations.asyncio import open_connection, start_server
 
-__all__ = ["DemoPeer", "FlakySchedule", "Swarm", "ping", "PROTOCOLS"]
+__all__ = ["DemoPeer", "FlakySchedule", "Remote", "Swarm", "Traffic", "peer_id", "ping", "PROTOCOLS"]
 
 PROTOCOLS = ("task", "discovery", "resource", "health")
 EVENTS = {"task": ("submitted", "completed"), "discovery": ("lookup", "found"),
@@ -53,14 +57,16 @@ class FlakySchedule:
 
 @dataclass
 class DemoPeer:
-    """One remote peer: a line-protocol server on 127.0.0.1 with a libp2p-like id."""
+    """A line-protocol server on 127.0.0.1 with a libp2p-like id: a remote peer of the demo, or a fleet node's
+    own listener (with ``collector``, its inbound connections and bytes are counted)."""
 
     peer_id: str
     schedule: FlakySchedule | None = None
+    collector: MetricsCollector | None = None
     port: int = 0
     started: float = field(default_factory=time.monotonic)
     _server: asyncio.AbstractServer | None = None
-    _handlers: set[asyncio.Task] = field(default_factory=set)
+    _handlers: set[asyncio.Task[None]] = field(default_factory=set)
 
     @property
     def mode(self) -> str:
@@ -68,7 +74,10 @@ class DemoPeer:
         return self.schedule.mode(time.monotonic() - self.started) if self.schedule else "ok"
 
     async def start(self) -> None:
-        self._server = await asyncio.start_server(self._handle, HOST, 0)
+        if self.collector is not None:
+            self._server = await start_server(self._handle, HOST, 0, collector=self.collector)
+        else:
+            self._server = await asyncio.start_server(self._handle, HOST, 0)
         self.port = self._server.sockets[0].getsockname()[1]
 
     async def stop(self) -> None:
@@ -102,15 +111,26 @@ class DemoPeer:
 
 
 async def ping(port: int, collector: MetricsCollector, timeout: float = REQUEST_TIMEOUT) -> float:
-    """Round-trip time of one ``health ping`` on a fresh connection to the peer at ``port``; raises on failure."""
+    """Round-trip time of one ``health ping`` on a fresh connection to the peer at ``port``; raises on failure.
+
+    A ping left unanswered for ``timeout`` seconds counts as the ``health`` protocol's ``timeout`` event.
+    """
     started = time.perf_counter()
-    reader, writer = await asyncio.wait_for(open_connection(HOST, port, collector=collector, protocol="health"),
-                                            timeout)
+    try:
+        reader, writer = await asyncio.wait_for(open_connection(HOST, port, collector=collector, protocol="health"),
+                                                timeout)
+    except asyncio.TimeoutError:
+        collector.protocols.increment("health", "timeout")
+        raise
     try:
         writer.write(b"health ping\n")
         collector.protocols.increment("health", "ping")
         await writer.drain()
-        reply = await asyncio.wait_for(reader.readline(), timeout - (time.perf_counter() - started))
+        try:
+            reply = await asyncio.wait_for(reader.readline(), timeout - (time.perf_counter() - started))
+        except asyncio.TimeoutError:
+            collector.protocols.increment("health", "timeout")
+            raise
         if reply != b"pong\n":
             raise ConnectionError(f"unexpected reply {reply[:20]!r}")
         collector.protocols.increment("health", "pong")
@@ -125,7 +145,7 @@ def closed_port() -> int:
     """A loopback port where nothing listens (bound, then released)."""
     with socket.socket() as probe:
         probe.bind((HOST, 0))
-        return probe.getsockname()[1]
+        return int(probe.getsockname()[1])
 
 
 def peer_id(rng: random.Random) -> str:
@@ -134,17 +154,108 @@ def peer_id(rng: random.Random) -> str:
     return "12D3KooW" + "".join(rng.choice(alphabet) for _ in range(44))
 
 
+@dataclass(frozen=True)
+class Remote:
+    """A peer the node dials: its id and the loopback port where it listens."""
+
+    peer_id: str
+    port: int
+
+
+class Traffic:
+    """The dialing side of a node: a connection per remote peer and protocol, messages, failed dials.
+
+    The demo runs it against peers in its own process; each node of ``p2p-telemetry fleet`` runs it
+    against the other nodes.
+    """
+
+    def __init__(self, collector: MetricsCollector, remotes: Sequence[Remote | DemoPeer], rng: random.Random, *,
+                 message_interval: float | None = 0.05) -> None:
+        self.collector = collector
+        self.remotes = list(remotes)
+        self.rng = rng
+        self.message_interval = message_interval  # None: no messages (an idle node: health checks only)
+        self._connections: dict[tuple[str, str], tuple[asyncio.StreamReader, asyncio.StreamWriter]] = {}
+        self._tasks: list[asyncio.Task[None]] = []
+        self._running = False
+
+    def port_of(self, peer: str) -> int:
+        """The port where peer ``peer`` listens."""
+        return next(r.port for r in self.remotes if r.peer_id == peer)
+
+    async def start(self) -> None:
+        for remote in self.remotes:
+            self.collector.peers.update(remote.peer_id, health="healthy", reputation=round(self.rng.uniform(0.6, 1), 2))
+        for protocol in PROTOCOLS:  # every series from the start, so the set of series never grows
+            for event in (*EVENTS[protocol], "timeout"):
+                self.collector.protocols.increment(protocol, event, 0)
+        self._running = True
+        if self.message_interval is not None:
+            self._tasks = [asyncio.create_task(self._messages(remote)) for remote in self.remotes]
+            self._tasks.append(asyncio.create_task(self._failed_dials()))
+
+    async def stop(self) -> None:
+        self._running = False
+        pending = set(self._tasks)
+        while pending:  # 3.11's wait_for can swallow a cancellation that meets a result: cancel until done
+            for task in pending:
+                task.cancel()
+            _, pending = await asyncio.wait(pending, timeout=0.5)
+        self._tasks = []
+        for _, writer in self._connections.values():
+            writer.close()
+        self._connections.clear()
+        for remote in self.remotes:
+            self.collector.peers.remove(remote.peer_id)
+
+    async def _connection(self, remote: Remote | DemoPeer, protocol: str
+                          ) -> tuple[asyncio.StreamReader, asyncio.StreamWriter]:
+        key = (remote.peer_id, protocol)
+        if key not in self._connections:
+            self._connections[key] = await open_connection(HOST, remote.port, collector=self.collector,
+                                                           protocol=protocol)
+        return self._connections[key]
+
+    async def _messages(self, remote: Remote | DemoPeer) -> None:
+        """Messages of the protocols to one peer, forever; a request that times out drops the connection."""
+        assert self.message_interval is not None
+        events = self.collector.protocols
+        while self._running:
+            protocol = self.rng.choice(PROTOCOLS[:3])
+            sent, answered = EVENTS[protocol]
+            try:
+                reader, writer = await self._connection(remote, protocol)
+                writer.write(f"{protocol} {sent} {'x' * self.rng.randint(32, 2048)}\n".encode())
+                events.increment(protocol, sent)
+                await writer.drain()
+                await asyncio.wait_for(reader.readline(), REQUEST_TIMEOUT)
+                events.increment(protocol, answered)
+            except (OSError, asyncio.TimeoutError):
+                events.increment(protocol, "timeout")
+                reader_writer = self._connections.pop((remote.peer_id, protocol), None)
+                if reader_writer is not None:
+                    reader_writer[1].close()
+                await asyncio.sleep(REQUEST_TIMEOUT)
+            await asyncio.sleep(self.rng.expovariate(1 / self.message_interval))
+
+    async def _failed_dials(self) -> None:
+        """Every few seconds, a dial to a port where nothing listens."""
+        while self._running:
+            await asyncio.sleep(self.rng.uniform(2, 6))
+            with contextlib.suppress(OSError):
+                _, writer = await open_connection(HOST, closed_port(), collector=self.collector, protocol="discovery")
+                writer.close()
+
+
 class Swarm:
-    """The node's side: connections to every peer per protocol, traffic, failed dials."""
+    """The demo: N peers served in this process, and the node's traffic to them."""
 
     def __init__(self, collector: MetricsCollector, peers: int = 5, *, flaky: FlakySchedule | None = FlakySchedule(),
                  seed: int | None = None, message_interval: float = 0.05) -> None:
         self.collector = collector
         self.rng = random.Random(seed if seed is not None else secrets.randbits(32))
         self.peers = [DemoPeer(peer_id(self.rng), flaky if i == peers - 1 else None) for i in range(peers)]
-        self.message_interval = message_interval
-        self._connections: dict[tuple[str, str], tuple[asyncio.StreamReader, asyncio.StreamWriter]] = {}
-        self._tasks: list[asyncio.Task] = []
+        self.traffic = Traffic(collector, self.peers, self.rng, message_interval=message_interval)
 
     @property
     def flaky_peer(self) -> DemoPeer | None:
@@ -153,61 +264,14 @@ class Swarm:
 
     def port_of(self, peer: str) -> int:
         """The port where peer ``peer`` listens."""
-        return next(p.port for p in self.peers if p.peer_id == peer)
+        return self.traffic.port_of(peer)
 
     async def start(self) -> None:
         for peer in self.peers:
             await peer.start()
-            self.collector.peers.update(peer.peer_id, health="healthy", reputation=round(self.rng.uniform(0.6, 1), 2))
-        for protocol in PROTOCOLS:  # every series from the start, so the set of series never grows
-            for event in (*EVENTS[protocol], "timeout"):
-                self.collector.protocols.increment(protocol, event, 0)
-        self._tasks = [asyncio.create_task(self._traffic(peer)) for peer in self.peers]
-        self._tasks.append(asyncio.create_task(self._failed_dials()))
+        await self.traffic.start()
 
     async def stop(self) -> None:
-        for task in self._tasks:
-            task.cancel()
-        await asyncio.gather(*self._tasks, return_exceptions=True)
-        for _, writer in self._connections.values():
-            writer.close()
-        self._connections.clear()
+        await self.traffic.stop()
         for peer in self.peers:
             await peer.stop()
-            self.collector.peers.remove(peer.peer_id)
-
-    async def _connection(self, peer: DemoPeer, protocol: str) -> tuple[asyncio.StreamReader, asyncio.StreamWriter]:
-        key = (peer.peer_id, protocol)
-        if key not in self._connections:
-            self._connections[key] = await open_connection(HOST, peer.port, collector=self.collector,
-                                                           protocol=protocol)
-        return self._connections[key]
-
-    async def _traffic(self, peer: DemoPeer) -> None:
-        """Messages of the four protocols to one peer, forever; a request that times out drops the connection."""
-        events = self.collector.protocols
-        while True:
-            protocol = self.rng.choice(PROTOCOLS[:3])
-            sent, answered = EVENTS[protocol]
-            try:
-                reader, writer = await self._connection(peer, protocol)
-                writer.write(f"{protocol} {sent} {'x' * self.rng.randint(32, 2048)}\n".encode())
-                events.increment(protocol, sent)
-                await writer.drain()
-                await asyncio.wait_for(reader.readline(), REQUEST_TIMEOUT)
-                events.increment(protocol, answered)
-            except (OSError, asyncio.TimeoutError):
-                events.increment(protocol, "timeout")
-                reader_writer = self._connections.pop((peer.peer_id, protocol), None)
-                if reader_writer is not None:
-                    reader_writer[1].close()
-                await asyncio.sleep(REQUEST_TIMEOUT)
-            await asyncio.sleep(self.rng.expovariate(1 / self.message_interval))
-
-    async def _failed_dials(self) -> None:
-        """Every few seconds, a dial to a port where nothing listens."""
-        while True:
-            await asyncio.sleep(self.rng.uniform(2, 6))
-            with contextlib.suppress(OSError):
-                _, writer = await open_connection(HOST, closed_port(), collector=self.collector, protocol="discovery")
-                writer.close()

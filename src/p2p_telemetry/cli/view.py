@@ -1,4 +1,8 @@
-"""The demo's live view: peers by health, bytes/s, connections, protocol events, alerts; one frame per second."""
+"""The demo's live view: peers by health, bytes/s, connections, protocol events, alerts; one frame per second.
+
+Frames go through a ``Screen``: fitted to the terminal and redrawn in place there, appended once
+per second (header once) on a pipe.
+"""
 
 from __future__ import annotations
 
@@ -8,29 +12,29 @@ import time
 from typing import Any, TextIO
 
 from ..collector import MetricsCollector
+from .screen import Screen
 
-__all__ = ["LiveView"]
-
-CLEAR = "\x1b[H\x1b[2J"
+__all__ = ["LiveView", "rate"]
 
 
-def _rate(value: float) -> str:
-    for unit in ("B/s", "KiB/s", "MiB/s"):
-        if value < 1024 or unit == "MiB/s":
-            return f"{value:7.1f} {unit}"
+def rate(value: float, units: tuple[str, str, str] = (" B/s", " KiB/s", " MiB/s"), width: int = 7) -> str:
+    """Bytes per second in ``width`` digits and the unit (B, KiB or MiB per second by default)."""
+    for unit in units[:-1]:
+        if value < 1024:
+            return f"{value:{width}.1f}{unit}"
         value /= 1024
-    return ""  # unreachable
+    return f"{value:{width}.1f}{units[-1]}"
 
 
 class LiveView:
     """Renders the node's figures; ``alert_event`` is a CallbackSink function that records alert changes."""
 
     def __init__(self, collector: MetricsCollector, out: TextIO, *, header: str = "", tty: bool | None = None,
-                 alert_source: Any = None) -> None:
+                 alert_source: Any = None, rich: bool | None = None) -> None:
         self.collector = collector
         self.out = out
-        self.header = header
-        self.tty = out.isatty() if tty is None else tty
+        self.screen = Screen(out, header, tty=tty, rich=rich)
+        self.tty = self.screen.tty
         self.alert_source = alert_source
         self._events: collections.deque[str] = collections.deque(maxlen=6)
         self._lock = threading.Lock()
@@ -48,7 +52,7 @@ class LiveView:
             self.out.flush()
 
     def frame(self) -> list[str]:
-        """The lines of one frame."""
+        """The lines of one frame (the header aside)."""
         now = time.monotonic()
         net = self.collector.network_snapshot()
         sent_rate = received_rate = 0.0
@@ -59,28 +63,33 @@ class LiveView:
         self._last = (now, net.bytes_sent, net.bytes_received)
         peers = self.collector.peer_counts()
         events = self.collector.protocols.snapshot()
-        lines = [self.header] if self.header else []
-        lines += [
+        lines = [
             f"peers        {peers['total']:3} total  {peers['healthy']:3} healthy  {peers['degraded']:3} degraded  "
             f"{peers['unhealthy']:3} unhealthy",
-            f"bandwidth    out {_rate(sent_rate)}   in {_rate(received_rate)}   "
+            f"bandwidth    out {rate(sent_rate)}   in {rate(received_rate)}   "
             f"(total {net.bytes_sent:,} B out, {net.bytes_received:,} B in)",
             f"connections  {net.active_connections:3} open  {net.connection_attempts:5} attempts  "
             f"{net.connection_failures:3} failed",
-            "events       " + "  ".join(f"{protocol}: " + " ".join(f"{event}={n}" for event, n in sorted(counts.items()))
-                                       for protocol, counts in sorted(events.items()) if any(counts.values())),
         ]
+        label = "events"
+        for protocol, counts in sorted(events.items()):
+            if any(counts.values()):  # one line a protocol: a line of all four would not fit a terminal
+                lines.append(f"{label:13}{protocol + ':':11}" + " ".join(f"{e}={n}" for e, n in sorted(counts.items())))
+                label = ""
         active = self.alert_source.active_alerts() if self.alert_source is not None else []
         lines.append("alerts now   " + (", ".join(f"{a.name} [{a.state}]" for a in active) or "none"))
         with self._lock:
             lines += ["  " + event for event in self._events]
         return lines
 
+    def start(self) -> None:
+        """Show the header (once, on a pipe)."""
+        self.screen.start()
+
     def refresh(self) -> None:
         """Write one frame (redrawn in place on a terminal, appended otherwise)."""
-        lines = self.frame()
-        text = (CLEAR if self.tty else "") + "\n".join(lines) + "\n"
-        if not self.tty:
-            text += "\n"
-        self.out.write(text)
-        self.out.flush()
+        self.screen.draw(self.frame())
+
+    def stop(self) -> None:
+        """Leave the last frame on screen."""
+        self.screen.stop()

@@ -88,16 +88,16 @@ def _attach(reader: asyncio.StreamReader, writer: asyncio.StreamWriter, collecto
         network.connection_opened(direction, transport)
     books = _Books(collector, direction, transport)
 
-    def counted_connection_lost(exc: BaseException | None) -> None:
+    def counted_connection_lost(exc: Exception | None) -> None:
         try:
             books.close()
         finally:
             lost(exc)
 
-    reader.feed_data = counted_feed_data  # type: ignore[method-assign]
+    reader.feed_data = counted_feed_data  # type: ignore[method-assign,assignment]
     writer.write = counted_write  # type: ignore[method-assign]
     writer.writelines = counted_writelines  # type: ignore[method-assign]
-    connection.connection_lost = counted_connection_lost
+    connection.connection_lost = counted_connection_lost  # type: ignore[method-assign]
 
 
 def _instrument(reader: asyncio.StreamReader, writer: asyncio.StreamWriter, collector: MetricsCollector,
