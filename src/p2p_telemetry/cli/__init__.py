@@ -81,6 +81,8 @@ def parser() -> argparse.ArgumentParser:
     demo.add_argument("--no-view", dest="view", action="store_false",
                       help="no live view (alerts are still logged)")
     demo.add_argument("--seed", type=int, default=None, help="random seed for the swarm's traffic")
+    demo.add_argument("--libp2p", action="store_true",
+                      help="run the swarm on real py-libp2p hosts: gossipsub, a Kademlia DHT, pings (the libp2p extra)")
 
     fleet = commands.add_parser(
         "fleet", help="run N instrumented nodes as processes on 127.0.0.1, peers of each other",
@@ -155,6 +157,8 @@ def main(argv: Sequence[str] | None = None) -> int:
             print(f"p2p-telemetry fleet: {error}", file=sys.stderr)
             return 2
     from .demo import DemoOptions, run
+    if settings.pop("libp2p", False):
+        from .libp2p_demo import run
     try:
         return run(DemoOptions(**settings))
     except (ValueError, OSError) as error:

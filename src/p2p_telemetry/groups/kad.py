@@ -61,6 +61,7 @@ class KadGroup(MetricGroup):
         self._inbound: Family[Counter] = Family(KAD_INBOUND_REQUESTS.attributes,
                                                 new_counter(context.rejections, KAD_INBOUND_REQUESTS.name))
         self._queries = self.histogram(KAD_QUERY_DURATION)
+        self._query_counts: dict[tuple[str, str], int] = {}
         #: Callables returning the number of peers in one routing table.
         self.routing_tables: Views[Callable[[], int]] = Views("a Kademlia routing table")
         self.observe(KAD_INBOUND_REQUESTS, lambda: counter_points(self._inbound))
@@ -81,11 +82,17 @@ class KadGroup(MetricGroup):
         if problem:
             self._rejections.reject(problem, KAD_QUERY_DURATION.name)
             return
+        key = (fold(request_type, _TYPES, OTHER), fold(outcome, _OUTCOMES, "error"))
         try:
-            self._queries.record(seconds, {KAD_REQUEST_TYPE: fold(request_type, _TYPES, OTHER),
-                                           KAD_QUERY_OUTCOME: fold(outcome, _OUTCOMES, "error")})
+            self._queries.record(seconds, {KAD_REQUEST_TYPE: key[0], KAD_QUERY_OUTCOME: key[1]})
         except Exception:
             self._rejections.reject("error", KAD_QUERY_DURATION.name)
+            return
+        self._query_counts[key] = self._query_counts.get(key, 0) + 1
+
+    def queries(self) -> dict[tuple[str, str], int]:
+        """Queries so far, by type and outcome."""
+        return dict(self._query_counts)
 
     def _observe_routing_tables(self) -> Points:
         if not self.routing_tables:
