@@ -132,7 +132,10 @@ class PubsubGroup(MetricGroup):
         PUBSUB_MESSAGE_SIZE.name: "The data size of each message received or published.",
         PUBSUB_RPC.name: "Over `receive`, the same counts as py-libp2p's own `gossipsub_publish_total`, "
                          "`gossipsub_subopts_total` and `gossipsub_control_total` (summed over their peer ids).",
-        PUBSUB_TOPIC_PEERS.name: "Read at collection from the router's view of its peers' subscriptions.",
+        PUBSUB_MESH_PEERS.name: "Read at collection, for the topics the node joined (subscribed to): a topic it only "
+                                "publishes on has no mesh.",
+        PUBSUB_TOPIC_PEERS.name: "Read at collection from the router's view of its peers' subscriptions, for every "
+                                 "topic of the node's own (0 when no peer is subscribed).",
     }
 
     def __init__(self, context: GroupContext) -> None:
@@ -152,8 +155,8 @@ class PubsubGroup(MetricGroup):
         self.subscribers: Views[TopicCounts] = Views("a pubsub router's topic peers")
         self.observe(PUBSUB_MESSAGES, lambda: counter_points(self._messages))
         self.observe(PUBSUB_RPC, lambda: counter_points(self._rpc))
-        self.observe(PUBSUB_MESH_PEERS, lambda: self._observe_topics(self.meshes))
-        self.observe(PUBSUB_TOPIC_PEERS, lambda: self._observe_topics(self.subscribers))
+        self.observe(PUBSUB_MESH_PEERS, lambda: self._observe_topics(self.meshes, every_topic=False))
+        self.observe(PUBSUB_TOPIC_PEERS, lambda: self._observe_topics(self.subscribers, every_topic=True))
         self.before_collect(self.flush_sizes)
 
     def _after_fork_in_child(self) -> None:
@@ -218,16 +221,18 @@ class PubsubGroup(MetricGroup):
 
     # -- reading ----------------------------------------------------------------------------------
 
-    def _observe_topics(self, views: Views[TopicCounts]) -> Points:
-        """The node's own topics, each with the peers the attached routers report (0 when none)."""
-        totals = dict.fromkeys(self.topics, 0)
+    def _observe_topics(self, views: Views[TopicCounts], every_topic: bool) -> Points:
+        """The peers the attached routers report per topic, for the node's own topics: all of them (0 when
+        none reports it) with ``every_topic``, else those the routers report (the mesh: topics joined)."""
+        if not views:
+            return []
+        own = set(self.topics)
+        totals = dict.fromkeys(own, 0) if every_topic else {}
 
         def add(counts: TopicCounts) -> None:
             for topic, peers in counts():
-                if topic in totals:
-                    totals[topic] += peers
-        if not views:
-            return []
+                if topic in own:
+                    totals[topic] = totals.get(topic, 0) + peers
         views.read(add)
         return [({PUBSUB_TOPIC: topic}, peers) for topic, peers in totals.items()]
 
