@@ -20,11 +20,7 @@ from concurrent.futures import ProcessPoolExecutor
 from importlib.metadata import version
 from typing import TypeVar
 
-<<<<<<< HEAD
-from benchmarks import alerts, asyncio_streams, hot_path, libp2p, peers, soak
-=======
-from benchmarks import alerts, asyncio_streams, fleet, hot_path, peers, soak
->>>>>>> main
+from benchmarks import alerts, asyncio_streams, fleet, hot_path, libp2p, peers, soak
 from benchmarks._timing import table
 
 T = TypeVar("T")

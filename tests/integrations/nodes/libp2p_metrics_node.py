@@ -15,17 +15,15 @@ import sys
 from pathlib import Path
 
 import trio
-
-sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
-
-import trio.lowlevel
 from libp2p import new_host
 from libp2p.host.ping import PingEvent, PingService
 from libp2p.kad_dht.kad_dht import DHTMode, KadDhtEvent
 from libp2p.metrics.metrics import Metrics
 from libp2p.metrics.swarm import SwarmEvent
 from libp2p.pubsub.pubsub import GossipsubEvent
-from libp2p_swarm import connect, new_hosts, running, until
+
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+from libp2p_swarm import connect, new_hosts, running, until  # noqa: E402 - the tests' helper, beside this directory
 
 K, N, TOPIC = 12, 7, "side-by-side"
 # Sample names as prometheus_client exposes them (it adds _total to a counter's name).
@@ -99,8 +97,6 @@ async def main(instrument: bool) -> dict:
             await trio.lowlevel.checkpoint()  # let the consumer record the last event it received
             result = {"libp2p": totals()}
             if instrument:
-                from p2p_telemetry.catalogue import BY_NAME  # noqa: F401  (the catalogue names below)
-
                 exported = reader.get_metrics_data()
                 points = {m.name: [(dict(p.attributes), getattr(p, "value", None), getattr(p, "count", None))
                                    for p in m.data.data_points]
