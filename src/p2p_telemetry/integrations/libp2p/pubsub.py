@@ -155,17 +155,25 @@ class PubsubInstrumentation:
         original_hello: Any = originals.get("get_hello_packet")
 
         async def publish(topic_id: Any, data: bytes, *args: Any, **kwargs: Any) -> Any:
-            topics = [topic_id] if isinstance(topic_id, str) else list(topic_id)
-            books = [book(topic, own=True) for topic in topics]
+            try:
+                books = [book(topic, own=True) for topic in ([topic_id] if isinstance(topic_id, str) else topic_id)]
+            except Exception:
+                books = []  # py-libp2p judges the argument; a record call never raises
             result = await original_publish(topic_id, data, *args, **kwargs)
-            size = len(data)
-            for topic_book in books:
-                topic_book.published.add(1)
-                topic_book.size(size)
+            try:
+                size = len(data)
+                for topic_book in books:
+                    topic_book.published.add(1)
+                    topic_book.size(size)
+            except Exception:
+                pass
             return result
 
         async def subscribe(topic_id: Any, *args: Any, **kwargs: Any) -> Any:
-            book(topic_id, own=True)
+            try:
+                book(topic_id, own=True)
+            except Exception:
+                pass
             return await original_subscribe(topic_id, *args, **kwargs)
 
         def is_subscribed_to_msg(msg: Any) -> bool:
