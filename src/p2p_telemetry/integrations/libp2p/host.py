@@ -4,10 +4,10 @@
   (the network notifee's ``connected``/``disconnected`` and wrappers on the dial and accept paths);
 - ``streams.StreamBooks``: bytes per protocol, stream events, and py-libp2p's own metric events
   read on their way to the host's channel (never taken from it);
-- the host's protocol objects, found by the stream handlers they register (now and later):
-  ``ATTACH`` maps each class (``Pubsub``, ``KadDHT``, ``CircuitV2Protocol``) to the part that
-  instruments it; ``attach(obj)`` does it by hand for one registered no handler (a client-mode DHT
-  made before ``instrument_host``; one made after is found by its constructor);
+- the host's protocol objects, found by the stream handlers they register and by their
+  constructors (hooked): ``_attach_table()`` maps each class (``Pubsub``, ``KadDHT``,
+  ``CircuitV2Protocol``) to the part that instruments it; ``attach(obj)`` does it by hand for one
+  made before ``instrument_host`` that registers no handler (a client-mode DHT);
 - process-wide hooks (``patches``) for what no instance exposes: ping round trips, identify
   exchanges, relay clients.
 """
