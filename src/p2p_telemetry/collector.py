@@ -9,7 +9,7 @@ from collections.abc import Callable, Iterable, Mapping
 from opentelemetry import metrics
 from opentelemetry.metrics import MeterProvider
 
-from .attributes import DEFAULT_PROTOCOLS, IO_DIRECTIONS, OTHER, TRANSPORTS, UNKNOWN
+from .attributes import DEFAULT_PROTOCOLS, IO_DIRECTIONS, OTHER, PUBSUB_EVENTS, TRANSPORTS, UNKNOWN
 from .bounds import NameSet, Rejections, SettingTypeError
 from .groups import REGISTRY, CollectorOptions, GroupContext, MetricGroup
 from .groups.base import G
@@ -57,6 +57,8 @@ class MetricsCollector:
     semantic conventions' ``process.cpu.utilization`` and ``process.memory.usage``, as
     opentelemetry-instrumentation-system-metrics reports them) or ``"both"`` (while dashboards move).
     ``clock`` is the monotonic clock resource readings are timed with (tests pass a fake one).
+    ``max_topics`` bounds the pubsub topics reported by name (a py-libp2p host's own; the rest count
+    under ``other``).
 
     With ``meter_provider=None`` it uses the global provider, so it can be dropped into a node
     that set up OpenTelemetry itself. Every record method is safe from any thread and never
@@ -78,7 +80,7 @@ class MetricsCollector:
     def __init__(self, meter_provider: MeterProvider | None = None, sample_resources: bool = True,
                  protocols: Iterable[str] = (), peer_series_limit: int = 10,
                  data_dir: str | os.PathLike[str] | None = None, *, max_event_names: int = 32,
-                 max_peers: int = 1_000_000, resource_names: str = "p2p",
+                 max_peers: int = 1_000_000, max_topics: int = 64, resource_names: str = "p2p",
                  clock: Callable[[], float] = time.monotonic) -> None:
         if not isinstance(sample_resources, bool):
             raise SettingTypeError(f"sample_resources must be a bool, got {sample_resources!r}")
@@ -87,6 +89,7 @@ class MetricsCollector:
         _check_int("peer_series_limit", peer_series_limit, 0)
         _check_int("max_event_names", max_event_names, 1)
         _check_int("max_peers", max_peers, 1)
+        _check_int("max_topics", max_topics, 0)
         if meter_provider is not None and not callable(getattr(meter_provider, "get_meter", None)):
             raise SettingTypeError(f"meter_provider must be an OpenTelemetry MeterProvider, got {meter_provider!r}")
         if data_dir is not None and not isinstance(data_dir, (str, os.PathLike)):
@@ -104,6 +107,10 @@ class MetricsCollector:
         if peer_series_limit >= hub.series_limit:
             raise ValueError(f"peer_series_limit must be below the provider's cardinality limit "
                              f"({hub.series_limit}), got {peer_series_limit!r}")
+        if (max_topics + 1) * len(PUBSUB_EVENTS) >= hub.series_limit:
+            raise ValueError(f"max_topics must keep p2p.pubsub.messages within the provider's cardinality limit "
+                             f"({hub.series_limit}): at most {hub.series_limit // len(PUBSUB_EVENTS) - 2}, "
+                             f"got {max_topics!r}")
         capacity = protocol_capacity(hub.series_limit, max_event_names)
         if capacity < len(DEFAULT_PROTOCOLS) + 1:
             raise ValueError(f"max_event_names {max_event_names!r} leaves room for too few protocols under the "
@@ -118,6 +125,7 @@ class MetricsCollector:
         self.rejections = Rejections()
         options = CollectorOptions(sample_resources=sample_resources, peer_series_limit=peer_series_limit,
                                    data_dir=data_dir, max_event_names=max_event_names, max_peers=max_peers,
+                                   max_topics=max_topics,
                                    resource_names=resource_names, clock=clock)
         context = GroupContext(hub, self.rejections, registry, options)
         self._groups: list[MetricGroup] = []

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import pytest
 import trio
 
 from realstack import missing
@@ -13,6 +14,8 @@ except ImportError:  # pragma: no cover - the libp2p extra is part of the test i
 
 from libp2p_swarm import connect, instrumented, new_hosts, running, until
 
+from conftest import collect
+from p2p_telemetry import MetricsCollector
 from p2p_telemetry.groups.pubsub import PubsubGroup
 
 TOPIC, OTHER_TOPIC, THEIRS = "blocks", "tx", "only-c-cares"
@@ -140,3 +143,19 @@ def test_topics_are_bounded_by_max_topics(provider, reader):
                  for p in exported["p2p.pubsub.messages"].points}
     assert published[("other", "published")] == 10 + 1 and published[("other", "received")] == 3
     assert sum(v for (t, e), v in published.items() if e == "published") == limit + 11
+
+
+def test_max_topics_bounds_the_topics_reported_by_name(provider, reader):
+    pubsub = MetricsCollector(provider, sample_resources=False, max_topics=2).pubsub
+    for topic in ("a", "b", "c"):
+        pubsub.topic(topic, own=True).published.add(1)
+    points = {p.attributes["p2p.pubsub.topic"]: p.value for p in collect(reader)["p2p.pubsub.messages"].points
+              if p.attributes["p2p.pubsub.event"] == "published"}
+    assert points == {"a": 1, "b": 1, "other": 1}
+
+
+def test_max_topics_must_fit_the_cardinality_limit(provider):
+    with pytest.raises(ValueError, match="max_topics"):
+        MetricsCollector(provider, max_topics=1000)
+    with pytest.raises(TypeError, match="max_topics"):
+        MetricsCollector(provider, max_topics="64")  # type: ignore[arg-type]

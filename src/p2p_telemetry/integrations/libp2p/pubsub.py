@@ -7,7 +7,9 @@ message or RPC):
 - ``received``: ``_is_subscribed_to_msg(msg)``, which py-libp2p asks of every message an RPC
   from a peer carries (duplicates included), with the data size;
 - ``duplicate``: ``_is_msg_seen(msg)`` answered yes;
-- ``rejected``: ``validate_msg`` raised ``ValidationError``, or the message signature failed
+- ``rejected``: ``validate_msg`` raised ``ValidationError`` (wrapped only once the pubsub has a topic
+  validator: without one it never raises, and the wrapper would cost every message a coroutine), or
+  the message signature failed
   (``signature_validator``, hooked process-wide: py-libp2p checks the signature right after
   asking ``_is_msg_seen``, with no await in between, so the message tells whose it is);
 - ``delivered``: ``notify_subscriptions(msg)`` handed it to this node's subscription of a topic;
@@ -35,7 +37,7 @@ __all__ = ["PubsubInstrumentation", "RpcCounters", "PATCHES", "attachable", "eve
 
 _OTHERS = 1024  # topics under ``other`` whose book is remembered (beyond, each is looked up again)
 _WRAPPED = ("publish", "subscribe", "_is_subscribed_to_msg", "_is_msg_seen", "notify_subscriptions", "validate_msg",
-            "write_msg", "get_hello_packet")
+            "set_topic_validator", "write_msg", "get_hello_packet")
 # The message whose seen-check answered "new" last, and how to count it rejected: see the module docstring.
 _last_new: list[Any] = [None, None]
 
@@ -151,6 +153,7 @@ class PubsubInstrumentation:
         original_is_seen: Any = originals.get("_is_msg_seen")
         original_notify: Any = originals.get("notify_subscriptions")
         original_validate: Any = originals.get("validate_msg")
+        original_set_validator: Any = originals.get("set_topic_validator")
         original_write: Any = originals.get("write_msg")
         original_hello: Any = originals.get("get_hello_packet")
 
@@ -228,6 +231,15 @@ class PubsubInstrumentation:
                     pass
                 raise
 
+        def count_rejections() -> None:
+            if "validate_msg" in originals and "validate_msg" not in self._wrapped:
+                pubsub.validate_msg = self._wrapped["validate_msg"] = validate_msg
+
+        def set_topic_validator(topic: Any, validator: Any, is_async_validator: bool) -> Any:
+            result = original_set_validator(topic, validator, is_async_validator)
+            count_rejections()
+            return result
+
         async def write_msg(stream: Any, rpc: Any) -> bool:
             written: bool = await original_write(stream, rpc)
             if written:
@@ -253,11 +265,14 @@ class PubsubInstrumentation:
 
         for name, wrapper in (("publish", publish), ("subscribe", subscribe),
                               ("_is_subscribed_to_msg", is_subscribed_to_msg), ("_is_msg_seen", is_msg_seen),
-                              ("notify_subscriptions", notify_subscriptions), ("validate_msg", validate_msg),
+                              ("notify_subscriptions", notify_subscriptions),
+                              ("set_topic_validator", set_topic_validator),
                               ("write_msg", write_msg), ("get_hello_packet", get_hello_packet)):
             if name in originals:
                 setattr(pubsub, name, wrapper)
                 self._wrapped[name] = wrapper
+        if getattr(pubsub, "topic_validators", None) != {}:  # validators already set (or not knowable)
+            count_rejections()
 
     def close(self) -> None:
         """Take the wrappers off the pubsub (those still ours) and stop reading its router."""
