@@ -20,7 +20,7 @@ from typing import Any, Literal, Protocol
 
 from ...bounds import SettingTypeError
 from ...collector import MetricsCollector
-from . import identify, kad, patches, ping, pubsub, rcmgr, relay
+from . import kad, patches, ping, protocols, pubsub
 from .connections import ConnectionBook
 from .streams import StreamBooks, event_table
 
@@ -36,16 +36,14 @@ class Part(Protocol):
 
 
 #: Hooks installed once per process at the first instrumented host.
-PATCHES: tuple[patches.Patch, ...] = (*ping.PATCHES, *identify.PATCHES, *pubsub.PATCHES, *kad.PATCHES,
-                                      *relay.PATCHES)
+PATCHES: tuple[patches.Patch, ...] = protocols.patches()
 _HOST_WRAPPED = ("set_stream_handler",)
 
 
 def _attach_table() -> dict[type, Callable[[HostInstrumentation, Any], Part]]:
     """``{protocol object class: part that instruments it}`` (py-libp2p imported on first use only)."""
     if not _ATTACH:
-        for loader in (pubsub.attachable, kad.attachable, relay.attachable):
-            _ATTACH.update(loader())
+        _ATTACH.update(protocols.attachable())
     return _ATTACH
 
 
@@ -81,9 +79,7 @@ class HostInstrumentation:
         self._wrap_host()
         self.connections.wrap(self.swarm)
         self.swarm.register_notifee(self._notifee)
-        collector.identify.enable()
-        self._views.append(collector.identify.peer_protocols.add(identify.peer_protocols(self)))
-        self._views.extend(rcmgr.attach(self))
+        self._views.extend(protocols.attach_host(self))
         for handler in self._handlers():
             self._discover(handler)
 

@@ -96,6 +96,12 @@ PATCHES = (Patch("libp2p.host.basic_host", "update_peerstore_from_identify", _ap
            Patch("libp2p.host.basic_host:BasicHost", "_identify_peer", _asking))
 
 
+def attach_host(owner: HostInstrumentation) -> list[Callable[[], None]]:
+    """Report ``p2p.peer.protocols`` for the host; returns the function that lets go of it."""
+    owner.collector.identify.enable()
+    return [owner.collector.identify.peer_protocols.add(peer_protocols(owner))]
+
+
 def peer_protocols(owner: HostInstrumentation) -> Callable[[], Iterable[tuple[str, int]]]:
     """The view of ``p2p.peer.protocols`` for one host (read at collection, from any thread)."""
     host, connected = owner.host, owner.connections.peers

@@ -14,13 +14,13 @@ from typing import TYPE_CHECKING, Any
 if TYPE_CHECKING:
     from .host import HostInstrumentation
 
-__all__ = ["attach"]
+__all__ = ["attach_host"]
 
 _RESOURCES = {"connection": "connections", "stream": "streams", "memory": "memory"}
 _USAGE = (("connections", "_current_connections"), ("streams", "_current_streams"), ("memory", "_current_memory"))
 
 
-def attach(owner: HostInstrumentation) -> list[Callable[[], None]]:
+def attach_host(owner: HostInstrumentation) -> list[Callable[[], None]]:
     """Read the host's resource manager, if it has one; returns the functions that let go of it."""
     manager = getattr(owner.swarm, "_resource_manager", None)
     if manager is None or not all(hasattr(manager, attribute) for _, attribute in _USAGE):

@@ -73,8 +73,7 @@ class StreamBooks:
 def event_table() -> dict[type, Recorder]:
     """Fill ``EVENT_TABLE`` with py-libp2p's event classes (imported on first use only)."""
     if not EVENT_TABLE:
-        from . import kad, pubsub
+        from .protocols import events
 
-        for event_class, recorder in (*pubsub.events(), *kad.events()):
-            EVENT_TABLE[event_class] = recorder
+        EVENT_TABLE.update(events())
     return EVENT_TABLE
