@@ -20,6 +20,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+import trio
 from opentelemetry import metrics
 from opentelemetry.sdk.metrics import MeterProvider
 from opentelemetry.sdk.metrics.export import InMemoryMetricReader
@@ -60,8 +61,9 @@ ASYNCIO_SERVER_AND_CLIENT = ("## Instrumenting a node without touching its code"
 ASYNCIO_EXISTING_STREAMS = ("## Instrumenting a node without touching its code", 1)
 HEALTH_CHECKS = ("## Health checks", 0)
 NODE_TEST = ("## Testing a node's telemetry", 0)
+LIBP2P = ("## Instrumenting a node without touching its code", 2)
 TESTED = {QUICK_START, EXISTING_PROVIDER, ALERTS, ASYNCIO_SERVER_AND_CLIENT, ASYNCIO_EXISTING_STREAMS,
-          HEALTH_CHECKS, NODE_TEST}
+          HEALTH_CHECKS, NODE_TEST, LIBP2P}
 
 
 def test_every_python_block_has_a_test_here() -> None:
@@ -275,3 +277,19 @@ def test_node_test_block_passes_under_pytest_with_the_installed_fixture(tmp_path
     result = subprocess.run([sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider", "test_echo_node.py"],
                             cwd=tmp_path, env=env, capture_output=True, text=True, timeout=120)
     assert re.search(r"^1 passed", result.stdout, re.MULTILINE), result.stdout + result.stderr
+
+
+def test_libp2p_block_publishes_and_delivers_through_an_instrumented_host(collector: MetricsCollector,
+                                                                          reader: InMemoryMetricReader) -> None:
+    namespace: dict[str, Any] = {"collector": collector}
+
+    async def node() -> None:
+        with trio.fail_after(30):
+            await run_async_block(LIBP2P, namespace)
+
+    trio.run(node)
+    assert namespace["handle"].closed
+    messages = {(p.attributes["p2p.pubsub.topic"], p.attributes["p2p.pubsub.event"]): p.value
+                for p in collect(reader)["p2p.pubsub.messages"].points}
+    assert messages[("blocks", "published")] == 1 and messages[("blocks", "delivered")] == 1
+
