@@ -68,6 +68,7 @@ class _Stream:
 def per_event() -> dict[str, dict[str, float]]:
     """ns per event: plain, instrumented, and py-libp2p's Metrics, for each kind of event."""
     import trio
+    from libp2p import new_host
     from libp2p.custom_types import TProtocol
     from libp2p.kad_dht.kad_dht import KadDhtEvent
     from libp2p.metrics.gossipsub import GossipsubMetrics
@@ -77,7 +78,6 @@ def per_event() -> dict[str, dict[str, float]]:
     from libp2p.pubsub.pubsub import GossipsubEvent, Pubsub
     from opentelemetry.sdk.metrics import MeterProvider
 
-    from libp2p import new_host
     from p2p_telemetry import MetricsCollector
     from p2p_telemetry.integrations.libp2p import instrument_host
 
@@ -178,13 +178,12 @@ async def _swarm(variant: str, messages: int) -> float:
 
     import multiaddr
     import trio
+    from libp2p import new_host
     from libp2p.custom_types import TProtocol
     from libp2p.peer.peerinfo import info_from_p2p_addr
     from libp2p.pubsub.gossipsub import GossipSub
     from libp2p.pubsub.pubsub import Pubsub
     from libp2p.tools.anyio_service import background_trio_service
-
-    from libp2p import new_host
 
     metrics_module = variant == "py-libp2p Metrics"
     hosts = [new_host(enable_metrics=metrics_module) for _ in range(3)]

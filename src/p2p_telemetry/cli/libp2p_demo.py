@@ -75,9 +75,8 @@ def run(options: DemoOptions, out: TextIO = sys.stdout) -> int:
 
 async def _main(options: DemoOptions, collector: MetricsCollector, provider: Any, header: str, out: TextIO) -> None:
     import trio
-    from libp2p.peer.peerinfo import info_from_p2p_addr
-
     from libp2p import new_host
+    from libp2p.peer.peerinfo import info_from_p2p_addr
 
     from ..integrations.libp2p import Libp2pPingProbe, instrument_host
 

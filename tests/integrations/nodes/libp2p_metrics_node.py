@@ -15,13 +15,12 @@ import sys
 from pathlib import Path
 
 import trio
+from libp2p import new_host
 from libp2p.host.ping import PingEvent, PingService
 from libp2p.kad_dht.kad_dht import DHTMode, KadDhtEvent
 from libp2p.metrics.metrics import Metrics
 from libp2p.metrics.swarm import SwarmEvent
 from libp2p.pubsub.pubsub import GossipsubEvent
-
-from libp2p import new_host
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 from libp2p_swarm import connect, new_hosts, running, until
