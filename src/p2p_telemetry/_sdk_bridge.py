@@ -194,7 +194,7 @@ def renew_locks_after_fork(provider: Any) -> None:
     """In a forked child: replace every lock of ``provider``'s collection path with a fresh one.
 
     Walks the provider, its measurement consumer, readers, reader storages, view-instrument
-    matches and their aggregations. Raises ``SdkInternalsChanged`` when those are not found.
+    matches, their aggregations and those's exemplar reservoirs. Raises ``SdkInternalsChanged`` when those are not found.
     """
     try:
         consumer = provider._measurement_consumer
@@ -204,7 +204,11 @@ def renew_locks_after_fork(provider: Any) -> None:
             for matches in storage._instrument_view_instrument_matches.values():
                 for match in matches:
                     objects.append(match)
-                    objects.extend(match._attributes_aggregation.values())
+                    for aggregation in list(match._attributes_aggregation.values()):
+                        objects.append(aggregation)
+                        reservoir = getattr(aggregation, "_reservoir", None)  # exemplars: a lock of its own
+                        if reservoir is not None:
+                            objects.append(reservoir)
     except AttributeError as error:
         raise SdkInternalsChanged(f"collection path: {error!r}") from error
     for obj in objects:

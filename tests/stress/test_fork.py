@@ -2,9 +2,12 @@
 
 from __future__ import annotations
 
+import faulthandler
 import os
+import signal
 import threading
 import time
+from pathlib import Path
 
 import pytest
 from opentelemetry.sdk.metrics import MeterProvider
@@ -41,8 +44,11 @@ def _busy(collector: MetricsCollector, reader: InMemoryMetricReader, stop: threa
     return threads
 
 
-def _child(collector: MetricsCollector, reader: InMemoryMetricReader) -> None:
+def _child(collector: MetricsCollector, reader: InMemoryMetricReader, stacks: str) -> None:
     try:
+        # Where a child hangs, if one does: the parent asks with SIGUSR1 before killing it.
+        faulthandler.register(signal.SIGUSR1, file=open(f"{stacks}.{os.getpid()}", "w"),  # noqa: SIM115
+                              all_threads=True)  # the child exits with os._exit: the file stays open till then
         collector.network.bytes_sent(1, protocol="task")
         collector.network.sent("/child/new").add(1)
         collector.network.bytes_sent(-5)
@@ -55,7 +61,14 @@ def _child(collector: MetricsCollector, reader: InMemoryMetricReader) -> None:
         os._exit(2)
 
 
-def _reap(pids: list[int], timeout: float) -> tuple[dict[int, int], list[int]]:
+def _stacks_of(hung: list[int], stacks: str) -> str:
+    for pid in hung:
+        os.kill(pid, signal.SIGUSR1)
+    time.sleep(0.5)  # the child writes its stacks as it handles the signal
+    return "\n".join(Path(f"{stacks}.{pid}").read_text() for pid in hung if Path(f"{stacks}.{pid}").exists())
+
+
+def _reap(pids: list[int], timeout: float, stacks: str | None = None) -> tuple[dict[int, int], list[int]]:
     deadline = time.monotonic() + timeout
     codes: dict[int, int] = {}
     while len(codes) < len(pids) and time.monotonic() < deadline:
@@ -66,13 +79,16 @@ def _reap(pids: list[int], timeout: float) -> tuple[dict[int, int], list[int]]:
                     codes[pid] = os.waitstatus_to_exitcode(status)
         time.sleep(0.01)
     hung = [pid for pid in pids if pid not in codes]
+    if hung and stacks is not None:
+        print(f"stacks of the {len(hung)} hung children:\n{_stacks_of(hung, stacks)}")
     for pid in hung:
         os.kill(pid, 9)
         os.waitpid(pid, 0)
     return codes, hung
 
 
-def test_children_forked_while_threads_record_never_deadlock():
+def test_children_forked_while_threads_record_never_deadlock(tmp_path):
+    stacks = str(tmp_path / "stacks")
     reader = InMemoryMetricReader()
     provider = MeterProvider(metric_readers=[reader])
     collector = MetricsCollector(provider, sample_resources=False)
@@ -84,13 +100,13 @@ def test_children_forked_while_threads_record_never_deadlock():
             time.sleep(0.005)
             pid = os.fork()
             if pid == 0:
-                _child(collector, reader)
+                _child(collector, reader, stacks)
             pids.append(pid)
     finally:
         stop.set()
         for thread in threads:
             thread.join()
-        codes, hung = _reap(pids, timeout=20.0)
+        codes, hung = _reap(pids, timeout=20.0, stacks=stacks)
         provider.shutdown()
     assert hung == [], f"{len(hung)} of {CHILDREN} children hung"
     assert set(codes.values()) == {0}
