@@ -179,16 +179,30 @@ class PubsubInstrumentation:
                 pass
             return await original_subscribe(topic_id, *args, **kwargs)
 
+        cache = self._books
+
         def is_subscribed_to_msg(msg: Any) -> bool:
-            # Every message an RPC from a peer carries passes here first (the hot path: kept flat).
+            # Every message an RPC from a peer carries passes here first (the hot path: kept flat, with
+            # the usual one-topic message read once and remembered for the hooks that follow).
             subscribed: bool = original_is_subscribed(msg)
             try:
-                size = len(msg.data)
-                for topic_book in topic_books(msg)[1]:
+                ids = msg.topicIDs
+                if len(ids) == 1:
+                    topic = ids[0]
+                    topic_book = cache.get(topic) or book(topic)
+                    self._last = (msg, (topic,), (topic_book,))
                     topic_book.received.add(1)
                     sizes = topic_book.sizes
-                    sizes.append(size)
+                    sizes.append(len(msg.data))
                     if len(sizes) >= BATCH_SIZE:
+                        group.flush_sizes()
+                else:
+                    size, full = len(msg.data), False
+                    for topic_book in topic_books(msg)[1]:
+                        topic_book.received.add(1)
+                        topic_book.sizes.append(size)
+                        full = full or len(topic_book.sizes) >= BATCH_SIZE
+                    if full:
                         group.flush_sizes()
             except Exception:
                 pass
@@ -215,9 +229,13 @@ class PubsubInstrumentation:
             try:
                 last = self._last
                 topics, books = (last[1], last[2]) if msg is last[0] else topic_books(msg)
-                for topic, topic_book in zip(topics, books):
-                    if topic in subscriptions:
-                        topic_book.delivered.add(1)
+                if len(topics) == 1:
+                    if topics[0] in subscriptions:
+                        books[0].delivered.add(1)
+                else:
+                    for topic, topic_book in zip(topics, books):
+                        if topic in subscriptions:
+                            topic_book.delivered.add(1)
             except Exception:
                 pass
 
