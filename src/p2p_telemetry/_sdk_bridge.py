@@ -194,7 +194,8 @@ def renew_locks_after_fork(provider: Any) -> None:
     """In a forked child: replace every lock of ``provider``'s collection path with a fresh one.
 
     Walks the provider, its measurement consumer, readers, reader storages, view-instrument
-    matches, their aggregations and those's exemplar reservoirs. Raises ``SdkInternalsChanged`` when those are not found.
+    matches, their aggregations and the aggregations' exemplar reservoirs. Raises
+    ``SdkInternalsChanged`` when those are not found.
     """
     try:
         consumer = provider._measurement_consumer
