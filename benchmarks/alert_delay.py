@@ -6,16 +6,18 @@
 - **prometheus**: a real Prometheus scraping the node and evaluating the shipped rule file
   (``collector-config/p2p-alerts.rules.yml``) every ``--interval`` seconds, sending to Alertmanager.
 
-The condition is ``UnhealthyPeers`` (one peer turns unhealthy; the rule has no ``for``): the
-delay runs from that call to the alert, with the node's ``service_instance_id``, in Alertmanager's
-``/api/v2/alerts`` (polled every 10 ms). Each trial starts its own Alertmanager (and Prometheus),
-all on 127.0.0.1, stopped by PID. Expect about half an interval on the node's path (the next tick),
-and scrape plus evaluation phases on Prometheus's (up to two intervals).
+The condition is ``UnhealthyPeers`` (one peer turns unhealthy, at a random phase of the intervals;
+the rule has no ``for``): the delay runs from that call to the alert, with the node's
+``service_instance_id``, in Alertmanager's ``/api/v2/alerts`` (polled every 10 ms). Each trial
+starts its own Alertmanager (and Prometheus), all on 127.0.0.1, stopped by PID. Expect about half
+an interval on the node's path (the next tick), and scrape plus evaluation phases on Prometheus's
+(up to two intervals).
 """
 
 from __future__ import annotations
 
 import argparse
+import random
 import statistics
 import sys
 import tempfile
@@ -37,6 +39,7 @@ from p2p_telemetry import (  # noqa: E402
     default_rules,
     setup_info,
 )
+from p2p_telemetry.alerting.promql import prometheus_duration  # noqa: E402
 from realstack import Alertmanager, Prometheus, wait_for  # noqa: E402
 
 RULES = ROOT / "collector-config" / "p2p-alerts.rules.yml"
@@ -44,7 +47,8 @@ NODE = "delay-node"
 
 
 def _prometheus_config(target: str, alertmanager: str, interval: float) -> str:
-    return f"""global: {{scrape_interval: {interval}s, evaluation_interval: {interval}s}}
+    every = prometheus_duration(interval)
+    return f"""global: {{scrape_interval: {every}, evaluation_interval: {every}}}
 rule_files: ["{RULES}"]
 alerting:
   alertmanagers: [{{static_configs: [{{targets: ["{alertmanager}"]}}]}}]
@@ -56,6 +60,7 @@ scrape_configs:
 
 def trial(path: str, interval: float, workdir: Path) -> float:
     """Seconds from the condition to the alert in Alertmanager, by ``path`` ("node" or "prometheus")."""
+    (workdir / "am").mkdir()
     alertmanager = Alertmanager(workdir / "am")
     provider = configure(prometheus_port=0, service_instance_id=NODE, set_global=False)
     assert isinstance(provider, MeterProvider)
@@ -73,6 +78,7 @@ def trial(path: str, interval: float, workdir: Path) -> float:
                                                                          interval))
             wait_for(lambda: prometheus.value(f'up{{instance="{target}"}}') == 1, 60, "the node scraped")
             wait_for(lambda: prometheus.query("target_info"), 60, "target_info")
+        time.sleep(random.uniform(0, interval))  # the condition arrives at a random phase of the intervals
         started = time.monotonic()
         monitoring.metrics.peers.update("peer-1", health="unhealthy")
         wait_for(lambda: alertmanager.alerts(alertname="UnhealthyPeers", service_instance_id=NODE), 120,
