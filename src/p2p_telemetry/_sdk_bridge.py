@@ -23,7 +23,7 @@ from typing import Any
 
 __all__ = ["SdkInternalsChanged", "merge_histogram", "prune_attribute_sets", "is_sdk_instrument", "series_limit",
            "DEFAULT_SERIES_LIMIT", "renew_locks_after_fork",
-           "is_sdk_provider", "exemplar_filter",
+           "exemplar_filter",
            "context_getter"]
 
 try:
@@ -48,10 +48,10 @@ def _sdk_instrument(instrument: Any) -> Any | None:
     return instrument
 
 
-def is_sdk_provider(provider: Any) -> bool:
-    """True for an SDK MeterProvider (what the proxy forwards to counts too)."""
-    real = getattr(provider, "_real_meter_provider", None) or provider
-    return type(real).__module__.startswith("opentelemetry.sdk.")
+def _sdk_provider(provider: Any) -> Any | None:
+    """The SDK MeterProvider behind ``provider`` (the API's proxy forwards to one), or None."""
+    provider = getattr(provider, "_real_meter_provider", None) or provider
+    return provider if type(provider).__module__.startswith("opentelemetry.sdk.") else None
 
 
 def is_sdk_instrument(instrument: Any) -> bool:
@@ -135,7 +135,9 @@ def merge_histogram(instrument: Any, attributes: dict[str, Any], boundaries: Seq
 
 def exemplar_filter(provider: Any) -> str | None:
     """``"always_on"``, ``"always_off"`` or ``"trace_based"``: the exemplar filter of ``provider``, or None."""
-    real = getattr(provider, "_real_meter_provider", None) or provider
+    real = _sdk_provider(provider)
+    if real is None:
+        return None
     try:
         name = type(real._sdk_config.exemplar_filter).__name__
     except AttributeError:
@@ -169,6 +171,9 @@ def series_limit(provider: Any) -> int:
     Readers added to the provider later are not seen; without an SDK provider (or with internals
     other than expected) the SDK's default.
     """
+    provider = _sdk_provider(provider)
+    if provider is None:
+        return DEFAULT_SERIES_LIMIT
     try:
         readers = list(provider._measurement_consumer._reader_storages)
         limits = [limit for reader in readers for limit in reader._instrument_class_cardinality_limit.values()]
@@ -195,8 +200,11 @@ def renew_locks_after_fork(provider: Any) -> None:
 
     Walks the provider, its measurement consumer, readers, reader storages, view-instrument
     matches, their aggregations and the aggregations' exemplar reservoirs. Raises
-    ``SdkInternalsChanged`` when those are not found.
+    ``SdkInternalsChanged`` when those are not found; does nothing for a provider that is not the SDK's.
     """
+    provider = _sdk_provider(provider)
+    if provider is None:
+        return
     try:
         consumer = provider._measurement_consumer
         objects: list[Any] = [provider, consumer, *consumer._reader_storages]

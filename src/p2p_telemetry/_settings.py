@@ -110,10 +110,6 @@ def port_text(name: str, text: str) -> int:
     return port(name, int(digits))
 
 
-def seconds(name: str, value: Any) -> float:
-    return duration(name, value)
-
-
 def _positive_number_text(name: str, text: str, unit: str) -> float:
     try:
         value = float(text)
@@ -230,7 +226,7 @@ SETTINGS = _table(
             one_of(OTLP_PROTOCOLS), exporter="otlp"),
     Setting("prometheus_host", ("OTEL_EXPORTER_PROMETHEUS_HOST",), "127.0.0.1", host, exporter="prometheus"),
     Setting("prometheus_port", ("OTEL_EXPORTER_PROMETHEUS_PORT",), 9464, port, port_text, exporter="prometheus"),
-    Setting("export_interval", ("OTEL_METRIC_EXPORT_INTERVAL",), 60.0, seconds, milliseconds_text),
+    Setting("export_interval", ("OTEL_METRIC_EXPORT_INTERVAL",), 60.0, duration, milliseconds_text),
     # The SDK's resource detection reads OTEL_SERVICE_NAME and OTEL_RESOURCE_ATTRIBUTES; these
     # arguments are merged over what it found.
     Setting("service_name", (), None, non_empty_str),

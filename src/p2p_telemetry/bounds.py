@@ -17,7 +17,7 @@ from ._fork import after_fork_in_child
 from .attributes import OTHER, REJECT_REASONS
 
 __all__ = ["Rejections", "NameSet", "MAX_COUNT", "count_problem", "seconds_problem", "ratio_problem",
-           "clean_name", "choices", "fold", "seconds", "duration",
+           "clean_name", "choices", "fold", "duration",
            "parse_duration", "SettingTypeError"]
 
 logger = logging.getLogger("p2p_telemetry")
@@ -246,7 +246,3 @@ def duration(name: str, value: object, *, allow_zero: bool = False) -> float:
                          f"got {given!r}")
     return float(value)
 
-
-def seconds(name: str, value: float | timedelta, *, allow_zero: bool = False) -> float:
-    """A duration given as float seconds or a timedelta (or a duration string); see ``duration``."""
-    return duration(name, value, allow_zero=allow_zero)

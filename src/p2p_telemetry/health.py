@@ -32,7 +32,7 @@ from typing import TYPE_CHECKING, Any
 
 import anyio
 
-from .bounds import seconds
+from .bounds import duration
 from .collector import MetricsCollector
 from .groups.network import error_type
 from .model import HealthStatus
@@ -63,7 +63,7 @@ class HealthPolicy:
     successes_to_recover: int = 2
 
     def __post_init__(self) -> None:
-        object.__setattr__(self, "latency_threshold", seconds("latency_threshold", self.latency_threshold))
+        object.__setattr__(self, "latency_threshold", duration("latency_threshold", self.latency_threshold))
         for name in ("failures_to_unhealthy", "successes_to_recover"):
             value = getattr(self, name)
             if value.__class__ is not int or value < 1:
@@ -114,7 +114,7 @@ class HealthChecker:
                  max_in_flight: int = 16, trio_token: Any = None) -> None:
         if not callable(probe):
             raise ValueError(f"probe must be callable, got {probe!r}")
-        timeout = seconds("timeout", timeout)
+        timeout = duration("timeout", timeout)
         if max_in_flight.__class__ is not int or max_in_flight < 1:
             raise ValueError(f"max_in_flight must be an int >= 1, got {max_in_flight!r}")
         self.probe = probe

@@ -156,7 +156,7 @@ class InstrumentHub:
     def _after_fork_in_child(self) -> None:
         self._lock = threading.Lock()
         provider = self._provider()
-        if provider is not None and _sdk_bridge.is_sdk_provider(provider):
+        if provider is not None:
             try:
                 _sdk_bridge.renew_locks_after_fork(provider)
             except _sdk_bridge.SdkInternalsChanged as error:
