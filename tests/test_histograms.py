@@ -22,7 +22,9 @@ from conftest import collect
 from p2p_telemetry import MetricsCollector, _sdk_bridge
 from p2p_telemetry.histograms import BATCH_SIZE
 
-SAMPLES = [0.0004, 0.003, 0.02, 0.02, 0.07, 0.3, 0.9, 1.7, 4.2, 11.0, 12.0, 0.011, 0.25, 2.5, 0.0001, 3.3]
+# Values between boundaries, and on them (a bucket holds its upper boundary): 0.0005, 0.01, 0.25, 1.0, 10.0.
+SAMPLES = [0.0004, 0.003, 0.02, 0.02, 0.07, 0.3, 0.9, 1.7, 4.2, 11.0, 12.0, 0.011, 0.25, 2.5, 0.0001, 3.3,
+           0.0005, 0.01, 1.0, 10.0]
 HEALTHY = {"p2p.peer.health": "healthy"}
 
 

@@ -23,7 +23,7 @@ from __future__ import annotations
 
 import logging
 from array import array
-from bisect import bisect_left
+from bisect import bisect_right
 from collections.abc import Mapping, Sequence
 from typing import Any
 
@@ -33,12 +33,12 @@ from opentelemetry.trace import get_current_span
 from . import _sdk_bridge
 from .bounds import Rejections
 
-__all__ = ["BatchedHistogram", "Batches", "BATCH_SIZE"]
+__all__ = ["BatchedHistogram", "Batches", "BATCH_SIZE", "bucket_counts"]
 
 logger = logging.getLogger("p2p_telemetry")
 
 BATCH_SIZE = 4096  # samples of one attribute set held before they are handed over on the recording thread
-Batches = list["array[float]"]
+Batches = Sequence[Sequence[float]]
 _current_context = _sdk_bridge.context_getter()
 
 
@@ -52,7 +52,7 @@ class BatchedHistogram:
         self._series = [dict(attributes) for attributes in series]
         self._rejections = rejections
         self._where = where
-        self._pending: Batches = [array("d") for _ in self._series]
+        self._pending: list[array[float]] = [array("d") for _ in self._series]
         self._always_now = exemplar_filter == "always_on"
         self._now_in_sampled_span = exemplar_filter == "trace_based"
         #: True once samples are recorded one by one (a reader aggregates differently, or always_on exemplars)
@@ -80,19 +80,18 @@ class BatchedHistogram:
         return batches
 
     def hand_over(self, batches: Batches) -> None:
-        """Give samples taken with ``take`` to the SDK (outside the owner's locks)."""
+        """Give samples taken with ``take`` (or any batch per attribute set) to the SDK, outside the owner's locks."""
         for series, samples in enumerate(batches):
             if samples:
                 self._hand_over(series, samples)
 
-    def _hand_over(self, series: int, samples: array[float]) -> None:
+    def _hand_over(self, series: int, samples: Sequence[float]) -> None:
         if not self.direct:
-            counts = [0] * (len(self._boundaries) + 1)
-            for value in samples:
-                counts[bisect_left(self._boundaries, value)] += 1
+            ordered = sorted(samples)  # C code: the buckets are then one bisection per boundary
             try:
-                if _sdk_bridge.merge_histogram(self._instrument, self._series[series], self._boundaries, counts,
-                                               sum(samples), min(samples), max(samples)):
+                if _sdk_bridge.merge_histogram(self._instrument, self._series[series], self._boundaries,
+                                               bucket_counts(ordered, self._boundaries), sum(ordered), ordered[0],
+                                               ordered[-1]):
                     return
                 logger.info("p2p-telemetry: a reader aggregates %s otherwise than with the catalogue's buckets (a "
                             "View?); its samples now go through the SDK one by one", self._where)
@@ -100,9 +99,22 @@ class BatchedHistogram:
                 logger.warning("p2p-telemetry: %s now records each sample through the SDK's public API (slower): %s",
                                self._where, error)
             self.direct = True
-            samples.remove(min(samples))  # merge_histogram recorded the batch's minimum already
+            samples = ordered[1:]  # merge_histogram recorded the batch's minimum already
         for value in samples:
             self.record_now(value, series)
+
+
+def bucket_counts(ordered: Sequence[float], boundaries: Sequence[float]) -> list[int]:
+    """How many of ``ordered`` (sorted ascending) fall in each explicit bucket: ``(-inf, b0]``, ``(b0, b1]``, ...,
+    ``(bn, +inf)``, as OpenTelemetry's explicit bucket histogram counts them."""
+    counts = []
+    below = 0
+    for boundary in boundaries:
+        upto = bisect_right(ordered, boundary)
+        counts.append(upto - below)
+        below = upto
+    counts.append(len(ordered) - below)
+    return counts
 
 
 def _in_sampled_span() -> bool:

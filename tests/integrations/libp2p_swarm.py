@@ -59,6 +59,19 @@ def gossipsub() -> GossipSub:
                      adaptive_gossip_enabled=False)
 
 
+class OwnMethodsPubsub(Pubsub):
+    """A pubsub whose three per-message methods are not py-libp2p's code: the hooks must wrap them."""
+
+    def _is_subscribed_to_msg(self, msg):
+        return super()._is_subscribed_to_msg(msg)
+
+    def _is_msg_seen(self, msg):
+        return super()._is_msg_seen(msg)
+
+    def notify_subscriptions(self, publish_message):
+        super().notify_subscriptions(publish_message)
+
+
 @dataclass
 class Node:
     host: Any
@@ -73,15 +86,16 @@ class Node:
 
 
 @asynccontextmanager
-async def running(hosts: list[Any], address: str = TCP, *, pubsub: bool = False,
+async def running(hosts: list[Any], address: str = TCP, *, pubsub: bool = False, pubsub_class: type = Pubsub,
                   dht: DHTMode | None = None) -> AsyncIterator[list[Node]]:
-    """Run ``hosts`` (listening on ``address``), each with a gossipsub ``Pubsub`` and/or a ``KadDHT`` if asked."""
+    """Run ``hosts`` (listening on ``address``), each with a gossipsub ``Pubsub`` (of ``pubsub_class``) and/or a
+    ``KadDHT`` if asked."""
     nodes = [Node(host) for host in hosts]
     async with AsyncExitStack() as stack:
         for node in nodes:
             if pubsub:
                 node.router = gossipsub()
-                node.pubsub = Pubsub(node.host, node.router, strict_signing=True)
+                node.pubsub = pubsub_class(node.host, node.router, strict_signing=True)
             if dht is not None:
                 node.dht = KadDHT(node.host, dht)
                 node.dht.register_validator("test", AcceptAll())

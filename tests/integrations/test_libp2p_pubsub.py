@@ -8,11 +8,11 @@ import trio
 from realstack import missing
 
 try:
-    from libp2p.pubsub.pubsub import Pubsub  # noqa: F401
+    from libp2p.pubsub.pubsub import Pubsub
 except ImportError:  # pragma: no cover - the libp2p extra is part of the test install
     missing("py-libp2p (the libp2p extra)")
 
-from libp2p_swarm import connect, instrumented, new_hosts, running, until
+from libp2p_swarm import OwnMethodsPubsub, connect, instrumented, new_hosts, running, until
 
 from conftest import collect
 from p2p_telemetry import MetricsCollector
@@ -22,15 +22,18 @@ TOPIC, OTHER_TOPIC, THEIRS = "blocks", "tx", "only-c-cares"
 K = 15
 
 
-def test_k_published_k_delivered_per_subscriber_and_every_arrival_accounted_for():
+@pytest.mark.parametrize("inline", [True, False], ids=["py-libp2p's code run by the hooks", "methods wrapped"])
+def test_k_published_k_delivered_per_subscriber_and_every_arrival_accounted_for(inline):
     hosts = new_hosts(3)
     telemetry, handles = instrumented(hosts)
     payloads = [b"block %03d " % i + b"x" * (i * 37) for i in range(K)]
     bad = [b"bad 1", b"bad two"]
 
     async def main() -> dict:
-        async with running(hosts, pubsub=True) as nodes:
+        async with running(hosts, pubsub=True, pubsub_class=Pubsub if inline else OwnMethodsPubsub) as nodes:
             a, b, c = nodes
+            for node, handle in zip(nodes, handles):
+                assert set(handle.parts[id(node.pubsub)]._messages.inline.values()) == {inline}
             for node in nodes:
                 node.subscriptions[TOPIC] = await node.pubsub.subscribe(TOPIC)
             await c.pubsub.subscribe(THEIRS)  # a topic only C cares about: no other node may report it

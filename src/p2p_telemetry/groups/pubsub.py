@@ -8,8 +8,6 @@ calls (``topic(name, own=True)``) add a topic, so a remote peer never adds a val
 from __future__ import annotations
 
 import threading
-from array import array
-from collections import deque
 from collections.abc import Callable, Iterable
 from typing import ClassVar
 
@@ -68,15 +66,16 @@ _PARTS = choices(*PUBSUB_RPC_PARTS)
 
 
 class TopicBook:
-    """The handles of one topic: ``book.received.add(1)``, ``book.size(n)``; made by ``PubsubGroup.topic``.
+    """The handles of one topic, made by ``PubsubGroup.topic``: ``book.receive(size)``, ``book.delivered.add(1)``.
 
-    Message sizes wait in a deque until the next collection (or until ``BATCH_SIZE`` of them are
-    pending): ``deque.append`` and ``popleft`` are atomic, so recording takes no lock and the
-    collection thread, draining it, loses no sample.
+    A message received is one entry in ``received_sizes`` (its data size) and nothing else: the
+    ``received`` counter advances by the entries handed over, before every collection and whenever
+    ``BATCH_SIZE`` of them wait, so what is exported is exact and recording one is one append.
+    Published sizes wait in ``sizes``. Recording takes no lock: see ``_take``.
     """
 
-    __slots__ = ("name", "published", "received", "delivered", "duplicate", "rejected", "sizes", "_histogram",
-                 "_group")
+    __slots__ = ("name", "published", "received", "delivered", "duplicate", "rejected", "received_sizes", "sizes",
+                 "_histogram", "_group")
 
     def __init__(self, group: PubsubGroup, name: str, counter: Callable[[str], Counter],
                  histogram: BatchedHistogram) -> None:
@@ -86,28 +85,51 @@ class TopicBook:
         self.delivered = counter("delivered")
         self.duplicate = counter("duplicate")
         self.rejected = counter("rejected")
-        self.sizes: deque[int] = deque()
+        self.received_sizes: list[int] = []
+        self.sizes: list[int] = []
         self._histogram = histogram
         self._group = group
 
+    def receive(self, size: int) -> None:
+        """Count one message received from a peer, with its data size in bytes."""
+        if size.__class__ is not int or size < 0:
+            self._reject(size)
+            self.received.add(1)  # still a message received; its size is not a sample
+            return
+        received_sizes = self.received_sizes
+        received_sizes.append(size)
+        if len(received_sizes) >= BATCH_SIZE:
+            self._group.flush_sizes()
+
     def size(self, n: int) -> None:
-        """Record the data size of one message received or published, in bytes."""
+        """Record the data size of one message published, in bytes."""
         if n.__class__ is not int or n < 0:
-            self._group._rejections.reject("type" if n.__class__ is not int else "range", PUBSUB_MESSAGE_SIZE.name)
+            self._reject(n)
             return
         sizes = self.sizes
         sizes.append(n)
         if len(sizes) >= BATCH_SIZE:
             self._group.flush_sizes()
 
+    def _reject(self, size: object) -> None:
+        self._group._rejections.reject("type" if size.__class__ is not int else "range", PUBSUB_MESSAGE_SIZE.name)
+
     def _hand_over(self) -> None:
-        # Called with the group's flush lock held: this is the only place that drains the deque.
-        sizes = self.sizes
-        pending = array("d")
-        for _ in range(len(sizes)):
-            pending.append(sizes.popleft())
-        if pending:
-            self._histogram.hand_over([pending])
+        # Called with the group's flush lock held: this is the only place that drains the lists.
+        received, published = _take(self.received_sizes), _take(self.sizes)
+        if received:
+            self.received.add(len(received))
+        if received or published:
+            self._histogram.hand_over([received + published])
+
+
+def _take(pending: list[int]) -> list[int]:
+    """The entries of ``pending``, removed from it. Each statement is one atomic list operation (under the
+    GIL, and under the list's own lock on a free-threaded build), and recording only appends: an entry
+    appended in between stays for the next hand-over."""
+    taken = pending[:]
+    del pending[:len(taken)]
+    return taken
 
 
 class PubsubGroup(MetricGroup):
@@ -121,8 +143,8 @@ class PubsubGroup(MetricGroup):
                       "any other topic (one only remote peers use, or one past the bound) counts under `other` in "
                       "`p2p.pubsub.messages` and is not reported by the peer gauges.",
         PUBSUB_EVENT: f"{_list(PUBSUB_EVENTS)}: `published` by this node; `received` from a peer (duplicates "
-                      "included); `delivered` to this node's subscription (a new, valid message, once); `duplicate` "
-                      "(already seen); `rejected` (failed validation or its signature).",
+                      "included); `delivered`: taken by this node's subscription (a new, valid message, once); "
+                      "`duplicate` (already seen); `rejected` (failed validation or its signature).",
         PUBSUB_RPC_PART: f"{_list(PUBSUB_RPC_PARTS)}: one count per RPC that carries the part.",
     }
     metric_notes: ClassVar[dict[str, str]] = {
@@ -208,7 +230,7 @@ class PubsubGroup(MetricGroup):
                 self.rpc(direction, part)
 
     def flush_sizes(self) -> None:
-        """Hand the message sizes recorded since the last collection to the SDK."""
+        """Hand the message sizes recorded since the last collection to the SDK, and count the messages received."""
         with self._flush_lock:
             for book in list(self._by_name.values()):
                 book._hand_over()
@@ -237,7 +259,8 @@ class PubsubGroup(MetricGroup):
         return [({PUBSUB_TOPIC: topic}, peers) for topic, peers in totals.items()]
 
     def snapshot(self) -> dict[str, dict[str, int]]:
-        """Message totals by topic and event."""
+        """Message totals by topic and event (the messages received so far included)."""
+        self.flush_sizes()
         result: dict[str, dict[str, int]] = {}
         for cell in self._messages:
             result.setdefault(cell.attributes[PUBSUB_TOPIC], {})[cell.attributes[PUBSUB_EVENT]] = cell.total

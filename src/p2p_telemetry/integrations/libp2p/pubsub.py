@@ -1,18 +1,11 @@
 """A py-libp2p ``Pubsub`` (gossipsub or floodsub router), instrumented: messages per topic, RPC parts, mesh.
 
-Where each figure comes from (methods wrapped on the instance, each called by py-libp2p once per
-message or RPC):
+Where each figure comes from:
 
 - ``published``: ``publish(topic, data)`` returned (one per topic it names), with the data size;
-- ``received``: ``_is_subscribed_to_msg(msg)``, which py-libp2p asks of every message an RPC
-  from a peer carries (duplicates included), with the data size;
-- ``duplicate``: ``_is_msg_seen(msg)`` answered yes;
-- ``rejected``: ``validate_msg`` raised ``ValidationError`` (wrapped only once the pubsub has a topic
-  validator: without one it never raises, and the wrapper would cost every message a coroutine), or
-  the message signature failed
-  (``signature_validator``, hooked process-wide: py-libp2p checks the signature right after
-  asking ``_is_msg_seen``, with no await in between, so the message tells whose it is);
-- ``delivered``: ``notify_subscriptions(msg)`` handed it to this node's subscription of a topic;
+- ``received``, ``duplicate``, ``delivered``, ``rejected``: the calls py-libp2p makes for each message
+  (see ``messages``); ``validate_msg`` is wrapped to count rejections only once the pubsub has a topic
+  validator (without one it never raises, and the wrapper would cost every message a coroutine);
 - RPC parts received: py-libp2p's own ``GossipsubEvent`` (one per RPC, read on its way to the
   host's metric channel), so they equal its ``gossipsub_*_total`` counters; RPC parts sent:
   ``write_msg`` succeeded, and the hello packet of each new peer stream;
@@ -26,7 +19,7 @@ from typing import TYPE_CHECKING, Any
 
 from ...cells import Counter
 from ...groups.pubsub import PubsubGroup, TopicBook
-from ...histograms import BATCH_SIZE
+from .messages import SIGNATURE_PATCH, MessageHooks
 from .patches import Patch, attaching_init
 
 if TYPE_CHECKING:
@@ -36,10 +29,7 @@ if TYPE_CHECKING:
 __all__ = ["PubsubInstrumentation", "RpcCounters", "PATCHES", "attachable", "events"]
 
 _OTHERS = 1024  # topics under ``other`` whose book is remembered (beyond, each is looked up again)
-_WRAPPED = ("publish", "subscribe", "_is_subscribed_to_msg", "_is_msg_seen", "notify_subscriptions", "validate_msg",
-            "set_topic_validator", "write_msg", "get_hello_packet")
-# The message whose seen-check answered "new" last, and how to count it rejected: see the module docstring.
-_last_new: list[Any] = [None, None]
+_WRAPPED = ("publish", "subscribe", "validate_msg", "set_topic_validator", "write_msg", "get_hello_packet")
 
 
 class RpcCounters:
@@ -81,20 +71,7 @@ def attachable() -> dict[type, Callable[[HostInstrumentation, Any], PubsubInstru
     return {Pubsub: PubsubInstrumentation}
 
 
-def _checked_signature(original: Callable[[Any], bool]) -> Callable[[Any], bool]:
-    def signature_validator(msg: Any) -> bool:
-        valid = original(msg)
-        if not valid and _last_new[0] is msg:
-            try:
-                _last_new[1](msg)
-            except Exception:
-                pass
-        return valid
-    return signature_validator
-
-
-PATCHES = (Patch("libp2p.pubsub.pubsub", "signature_validator", _checked_signature),
-           Patch("libp2p.pubsub.pubsub:Pubsub", "__init__", attaching_init))
+PATCHES = (SIGNATURE_PATCH, Patch("libp2p.pubsub.pubsub:Pubsub", "__init__", attaching_init))
 
 
 class PubsubInstrumentation:
@@ -107,7 +84,6 @@ class PubsubInstrumentation:
         group = self.group = owner.collector.pubsub
         group.enable()
         self._books: dict[str, TopicBook] = {}  # topic -> its book: own topics, and at most _OTHERS others
-        self._last: tuple[Any, tuple[str, ...], tuple[TopicBook, ...]] = (None, (), ())  # see _topic_books
         for topic in list(pubsub.topic_ids):
             self._book(topic, own=True)
         self._wrapped: dict[str, Any] = {}
@@ -125,33 +101,13 @@ class PubsubInstrumentation:
                 self._books[topic] = book  # a topic under ``other`` too, up to a bound: its lookup is not cheap
         return book
 
-    def _topic_books(self, msg: Any) -> tuple[tuple[str, ...], tuple[TopicBook, ...]]:
-        # py-libp2p asks about one message several times in a row (subscribed? seen? delivered?) and
-        # ``msg.topicIDs`` decodes its strings at each reading: the last message's topics and books are kept.
-        last = self._last
-        if msg is last[0]:
-            return last[1], last[2]
-        ids = msg.topicIDs
-        cache = self._books
-        if len(ids) == 1:  # the usual message: one topic
-            topic = ids[0]
-            topics: tuple[str, ...] = (topic,)
-            books: tuple[TopicBook, ...] = (cache.get(topic) or self._book(topic),)
-        else:
-            topics = tuple(ids)
-            books = tuple([cache.get(topic) or self._book(topic) for topic in topics])
-        self._last = (msg, topics, books)
-        return topics, books
-
     def _wrap(self, pubsub: Any, validation_error: type[BaseException], sent: RpcCounters) -> None:
         originals = {name: getattr(pubsub, name) for name in _WRAPPED if hasattr(pubsub, name)}
-        topic_books, book, group = self._topic_books, self._book, self.group
-        subscriptions = pubsub.subscribed_topics_send
+        book = self._book
+        messages = self._messages = MessageHooks(pubsub, self.group, book, self._books)
+        rejected = messages.rejected
         original_publish: Any = originals.get("publish")
         original_subscribe: Any = originals.get("subscribe")
-        original_is_subscribed: Any = originals.get("_is_subscribed_to_msg")
-        original_is_seen: Any = originals.get("_is_msg_seen")
-        original_notify: Any = originals.get("notify_subscriptions")
         original_validate: Any = originals.get("validate_msg")
         original_set_validator: Any = originals.get("set_topic_validator")
         original_write: Any = originals.get("write_msg")
@@ -178,66 +134,6 @@ class PubsubInstrumentation:
             except Exception:
                 pass
             return await original_subscribe(topic_id, *args, **kwargs)
-
-        cache = self._books
-
-        def is_subscribed_to_msg(msg: Any) -> bool:
-            # Every message an RPC from a peer carries passes here first (the hot path: kept flat, with
-            # the usual one-topic message read once and remembered for the hooks that follow).
-            subscribed: bool = original_is_subscribed(msg)
-            try:
-                ids = msg.topicIDs
-                if len(ids) == 1:
-                    topic = ids[0]
-                    topic_book = cache.get(topic) or book(topic)
-                    self._last = (msg, (topic,), (topic_book,))
-                    topic_book.received.add(1)
-                    sizes = topic_book.sizes
-                    sizes.append(len(msg.data))
-                    if len(sizes) >= BATCH_SIZE:
-                        group.flush_sizes()
-                else:
-                    size, full = len(msg.data), False
-                    for topic_book in topic_books(msg)[1]:
-                        topic_book.received.add(1)
-                        topic_book.sizes.append(size)
-                        full = full or len(topic_book.sizes) >= BATCH_SIZE
-                    if full:
-                        group.flush_sizes()
-            except Exception:
-                pass
-            return subscribed
-
-        def rejected(msg: Any) -> None:
-            for topic_book in topic_books(msg)[1]:
-                topic_book.rejected.add(1)
-
-        def is_msg_seen(msg: Any) -> bool:
-            seen: bool = original_is_seen(msg)
-            try:
-                if seen:
-                    for topic_book in topic_books(msg)[1]:
-                        topic_book.duplicate.add(1)
-                else:
-                    _last_new[0], _last_new[1] = msg, rejected
-            except Exception:
-                pass
-            return seen
-
-        def notify_subscriptions(msg: Any) -> None:
-            original_notify(msg)
-            try:
-                last = self._last
-                topics, books = (last[1], last[2]) if msg is last[0] else topic_books(msg)
-                if len(topics) == 1:
-                    if topics[0] in subscriptions:
-                        books[0].delivered.add(1)
-                else:
-                    for topic, topic_book in zip(topics, books):
-                        if topic in subscriptions:
-                            topic_book.delivered.add(1)
-            except Exception:
-                pass
 
         async def validate_msg(forwarder: Any, msg: Any) -> None:
             try:
@@ -281,14 +177,12 @@ class PubsubInstrumentation:
                 pass
             return packet
 
-        for name, wrapper in (("publish", publish), ("subscribe", subscribe),
-                              ("_is_subscribed_to_msg", is_subscribed_to_msg), ("_is_msg_seen", is_msg_seen),
-                              ("notify_subscriptions", notify_subscriptions),
-                              ("set_topic_validator", set_topic_validator),
-                              ("write_msg", write_msg), ("get_hello_packet", get_hello_packet)):
-            if name in originals:
-                setattr(pubsub, name, wrapper)
-                self._wrapped[name] = wrapper
+        wrappers = {"publish": publish, "subscribe": subscribe, "set_topic_validator": set_topic_validator,
+                    "write_msg": write_msg, "get_hello_packet": get_hello_packet}
+        for name, wrapper in [*((name, wrapper) for name, wrapper in wrappers.items() if name in originals),
+                              *messages.hooks.items()]:
+            setattr(pubsub, name, wrapper)
+            self._wrapped[name] = wrapper
         if getattr(pubsub, "topic_validators", None) != {}:  # validators already set (or not knowable)
             count_rejections()
 
@@ -301,7 +195,7 @@ class PubsubInstrumentation:
         for remove in self._views:
             remove()
         self._views.clear()
-        _last_new[0] = _last_new[1] = None
+        self._messages.close()
 
 
 def _sizes(peers_by_topic: dict[str, Any]) -> Iterable[tuple[str, int]]:
