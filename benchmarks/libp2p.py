@@ -4,7 +4,7 @@ py-libp2p's own metrics module on the same work.
     python benchmarks/libp2p.py [--messages 2000] [--rounds 5]
 
 Per event (in this process, no network): the calls py-libp2p makes for one gossipsub message
-received and delivered, one RPC received, one Kademlia request handled and one stream read, on
+received and delivered, one received again, one RPC received, one Kademlia request handled and one stream read, on
 real py-libp2p objects, plain against instrumented; and what ``libp2p.metrics.Metrics`` spends on
 the same event (its channel send and receive, and its prometheus_client ``record`` with a
 ``peer_id`` label).

@@ -33,7 +33,7 @@ from opentelemetry.trace import get_current_span
 from . import _sdk_bridge
 from .bounds import Rejections
 
-__all__ = ["BatchedHistogram", "Batches", "BATCH_SIZE", "bucket_counts"]
+__all__ = ["BatchedHistogram", "Batches", "BATCH_SIZE"]
 
 logger = logging.getLogger("p2p_telemetry")
 
@@ -90,7 +90,7 @@ class BatchedHistogram:
             ordered = sorted(samples)  # C code: the buckets are then one bisection per boundary
             try:
                 if _sdk_bridge.merge_histogram(self._instrument, self._series[series], self._boundaries,
-                                               bucket_counts(ordered, self._boundaries), sum(ordered), ordered[0],
+                                               _bucket_counts(ordered, self._boundaries), sum(ordered), ordered[0],
                                                ordered[-1]):
                     return
                 logger.info("p2p-telemetry: a reader aggregates %s otherwise than with the catalogue's buckets (a "
@@ -104,7 +104,7 @@ class BatchedHistogram:
             self.record_now(value, series)
 
 
-def bucket_counts(ordered: Sequence[float], boundaries: Sequence[float]) -> list[int]:
+def _bucket_counts(ordered: Sequence[float], boundaries: Sequence[float]) -> list[int]:
     """How many of ``ordered`` (sorted ascending) fall in each explicit bucket: ``(-inf, b0]``, ``(b0, b1]``, ...,
     ``(bn, +inf)``, as OpenTelemetry's explicit bucket histogram counts them."""
     counts = []
