@@ -4,6 +4,8 @@ exactly as those methods do, count what really happened, and fall back to wrappi
 from __future__ import annotations
 
 import logging
+from collections.abc import Iterator
+from contextlib import contextmanager
 
 import pytest
 import trio
@@ -46,7 +48,7 @@ ARRIVALS = [(("a",), False), (("a",), True), (("c",), False), (("a", "b"), True)
 
 
 @pytest.mark.parametrize("pubsub_class", [Pubsub, OwnMethodsPubsub], ids=["py-libp2p's code", "other code"])
-def test_hooks_answer_and_deliver_as_the_methods_they_replace(provider, reader, caplog, pubsub_class):
+def test_hooks_answer_and_deliver_as_the_methods_they_replace(provider, reader, pubsub_class):
     plain_host, host = new_hosts(2)
     collector = MetricsCollector(provider, sample_resources=False)
     handle = instrument_host(host, collector)
@@ -64,8 +66,7 @@ def test_hooks_answer_and_deliver_as_the_methods_they_replace(provider, reader, 
 
     answers: dict[Pubsub, list] = {plain: [], hooked: []}
     for pubsub in (plain, hooked):
-        caplog.clear()
-        with caplog.at_level(logging.WARNING, logger="libp2p.pubsub.pubsub"):
+        with _warnings_of("libp2p.pubsub.pubsub") as warnings:
             for seqno, (topics, again) in enumerate(ARRIVALS, start=1):
                 for _ in range(2 if again else 1):
                     msg = _message(seqno, *topics)
@@ -75,7 +76,7 @@ def test_hooks_answer_and_deliver_as_the_methods_they_replace(provider, reader, 
                         pubsub._mark_msg_seen(msg)
                         pubsub.notify_subscriptions(msg)
                     answers[pubsub].append((subscribed, seen))
-        answers[pubsub].append([record.getMessage() for record in caplog.records if record.name.startswith("libp2p")])
+        answers[pubsub].append(warnings)
         answers[pubsub].append({topic: _drain(queue) for topic, queue in queues[pubsub].items()})
     assert answers[hooked] == answers[plain]
     delivered = answers[hooked][-1]
@@ -96,6 +97,31 @@ def test_hooks_answer_and_deliver_as_the_methods_they_replace(provider, reader, 
     assert counts[("other", "received")] == sum(topic == "c" for topics in arrivals for topic in topics)
     handle.close()
     assert not any(name in hooked.__dict__ for name in HOOKED)
+
+
+class _Messages(logging.Handler):
+    def __init__(self) -> None:
+        super().__init__(logging.WARNING)
+        self.messages: list[str] = []
+
+    def emit(self, record: logging.LogRecord) -> None:
+        self.messages.append(record.getMessage())
+
+
+@contextmanager
+def _warnings_of(name: str) -> Iterator[list[str]]:
+    """The warnings logged to logger ``name``, read at the logger itself (py-libp2p's ``libp2p`` logger does not
+    propagate to the root, where pytest's caplog listens)."""
+    handler = _Messages()
+    logger = logging.getLogger(name)
+    level = logger.level
+    logger.addHandler(handler)
+    logger.setLevel(logging.WARNING)
+    try:
+        yield handler.messages
+    finally:
+        logger.removeHandler(handler)
+        logger.setLevel(level)
 
 
 def _drain(queue: trio.MemoryReceiveChannel) -> list[bytes]:
