@@ -52,12 +52,11 @@ class MessageHooks:
 
     def __init__(self, pubsub: Any, group: PubsubGroup, book: Callable[[str], TopicBook],
                  cache: dict[str, TopicBook]) -> None:
-        known = {name: same_code(pubsub, name) for name in BODIES}
         originals = {name: getattr(pubsub, name) for name in BODIES if hasattr(pubsub, name)}
         #: method name -> its replacement, for the methods this pubsub has.
         self.hooks: dict[str, Callable[[Any], Any]] = {}
         #: True for the methods whose body the hook runs itself (py-libp2p's code, checked).
-        self.inline = {name: known[name] and name in originals for name in BODIES}
+        self.inline = {name: same_code(pubsub, name) for name in BODIES}
         #: Count a message rejected (its validation raised): called by the pubsub part's ``validate_msg``.
         self.rejected: Callable[[Any], None]
         inline_subscribed = self.inline["_is_subscribed_to_msg"]
@@ -99,8 +98,8 @@ class MessageHooks:
                     if len(received_sizes) >= BATCH_SIZE:
                         group.flush_sizes()
                 else:
-                    for _, topic_book in topic_books(msg):
-                        topic_book.receive(size)
+                    for topic in ids:
+                        (cache.get(topic) or book(topic)).receive(size)
             except Exception:
                 pass
             return subscribed
