@@ -88,8 +88,9 @@ def per_event() -> dict[str, dict[str, float]]:
     def pubsub_of(h: Any) -> Any:
         router = GossipSub(protocols=[TProtocol("/meshsub/1.1.0")], degree=2, degree_low=1, degree_high=3)
         pubsub = Pubsub(h, router, strict_signing=False)
-        channel: Any = trio.open_memory_channel(0)[0]
-        pubsub.subscribed_topics_send[TOPIC] = channel  # subscribed, as subscribe() does
+        # subscribed, as subscribe() does; ``deliver`` takes each message from the queue, as the subscriber would
+        send, receive = trio.open_memory_channel(1)
+        pubsub.subscribed_topics_send[TOPIC], pubsub.subscribed_topics_receive[TOPIC] = send, receive
         return pubsub
 
     plain, instrumented = pubsub_of(plain_host), pubsub_of(host)
@@ -108,6 +109,7 @@ def per_event() -> dict[str, dict[str, float]]:
             _done(pubsub.validate_msg(None, message))
             pubsub._mark_msg_seen(message)
             pubsub.notify_subscriptions(message)
+            pubsub.subscribed_topics_receive[TOPIC].receive_nowait()
 
     for _ in range(2000):  # a running node's state: py-libp2p's validation cache (1,000 ids, an LRU list) full
         deliver(plain)

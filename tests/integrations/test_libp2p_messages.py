@@ -22,7 +22,7 @@ from libp2p_swarm import OwnMethodsPubsub, gossipsub, new_hosts
 
 from conftest import collect
 from p2p_telemetry import MetricsCollector
-from p2p_telemetry.integrations.libp2p import instrument_host
+from p2p_telemetry.integrations.libp2p import instrument_host, messages
 from p2p_telemetry.integrations.libp2p.messages import MessageHooks
 from p2p_telemetry.integrations.libp2p.verbatim import BODIES, same_code
 
@@ -47,8 +47,10 @@ ARRIVALS = [(("a",), False), (("a",), True), (("c",), False), (("a", "b"), True)
             ((), False), (("a",), False), (("a",), False), (("b",), False)]
 
 
+@pytest.mark.parametrize("gil", [True, False], ids=["counts in place (GIL)", "counts through add (no GIL)"])
 @pytest.mark.parametrize("pubsub_class", [Pubsub, OwnMethodsPubsub], ids=["py-libp2p's code", "other code"])
-def test_hooks_answer_and_deliver_as_the_methods_they_replace(provider, reader, pubsub_class):
+def test_hooks_answer_and_deliver_as_the_methods_they_replace(provider, reader, pubsub_class, gil, monkeypatch):
+    monkeypatch.setattr(messages, "GIL_ENABLED", gil)
     plain_host, host = new_hosts(2)
     collector = MetricsCollector(provider, sample_resources=False)
     handle = instrument_host(host, collector)

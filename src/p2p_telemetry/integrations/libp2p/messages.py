@@ -21,6 +21,7 @@ from __future__ import annotations
 from collections.abc import Callable, Iterable
 from typing import Any
 
+from ...cells import GIL_ENABLED
 from ...groups.pubsub import PubsubGroup, TopicBook
 from ...histograms import BATCH_SIZE
 from .patches import Patch
@@ -66,21 +67,25 @@ class MessageHooks:
         original_notify: Any = originals.get("notify_subscriptions")
         # py-libp2p asks about one message several times in a row (subscribed? seen? delivered?), and with
         # upb each reading of ``msg.topicIDs`` builds a container and decodes the topic again: the receive
-        # hook keeps the last one-topic message, its topic and book, and the container it read (held, so
-        # that py-libp2p's other readings of it find it built). A message of several topics is read again.
+        # hook keeps the last one-topic message, its book, and the container it read (held, so that
+        # py-libp2p's other readings of it find it built): ``msg is last_msg`` says which book, with no
+        # lookup. A message of several topics is read again.
         last_msg: Any = None
         last_ids: Any = None
-        last_topic = ""
-        last_book: TopicBook | None = None
+        last_book: Any = None  # a TopicBook once ``last_msg`` is set
+        batch_size = BATCH_SIZE
+        # With the GIL, ``counter.total += 1`` is ``counter.add(1)`` without the call (see ``cells``).
+        lock_free = GIL_ENABLED
+        flush_sizes = group.flush_sizes
 
         def topic_books(msg: Any) -> Iterable[tuple[str, TopicBook]]:
-            if msg is last_msg and last_book is not None:
-                return ((last_topic, last_book),)
+            if msg is last_msg:
+                return ((last_ids[0], last_book),)
             return [(topic, cache.get(topic) or book(topic)) for topic in msg.topicIDs]
 
         def is_subscribed_to_msg(msg: Any) -> bool:
             # Every message an RPC from a peer carries passes here first: the hot path, kept flat.
-            nonlocal last_msg, last_ids, last_topic, last_book
+            nonlocal last_msg, last_ids, last_book
             if inline_subscribed:  # py-libp2p's body, its one reading of the topics kept
                 ids = msg.topicIDs
                 subscribed: bool = any(topic in pubsub.topic_ids for topic in ids)
@@ -91,12 +96,15 @@ class MessageHooks:
                 size = len(msg.data)
                 if len(ids) == 1:
                     topic = ids[0]
-                    topic_book = cache.get(topic) or book(topic)
-                    last_msg, last_ids, last_topic, last_book = msg, ids, topic, topic_book
+                    try:
+                        topic_book = cache[topic]
+                    except KeyError:
+                        topic_book = book(topic)
+                    last_msg, last_ids, last_book = msg, ids, topic_book
                     received_sizes = topic_book.received_sizes  # topic_book.receive(size), without the call
                     received_sizes.append(size)
-                    if len(received_sizes) >= BATCH_SIZE:
-                        group.flush_sizes()
+                    if len(received_sizes) >= batch_size:
+                        flush_sizes()
                 else:
                     for topic in ids:
                         (cache.get(topic) or book(topic)).receive(size)
@@ -117,8 +125,11 @@ class MessageHooks:
             try:
                 if not seen:
                     _last_new[0], _last_new[1] = msg, rejected
-                elif msg is last_msg and last_book is not None:  # the usual duplicate: just counted as received
-                    last_book.duplicate.add(1)
+                elif msg is last_msg:  # the usual duplicate: just counted as received
+                    if lock_free:
+                        last_book.duplicate.total += 1
+                    else:
+                        last_book.duplicate.add(1)
                 else:
                     for _, topic_book in topic_books(msg):
                         topic_book.duplicate.add(1)
@@ -128,7 +139,7 @@ class MessageHooks:
 
         def delivered(msg: Any, topic: str) -> None:
             try:
-                topic_book = last_book if msg is last_msg and topic == last_topic else None
+                topic_book = last_book if msg is last_msg else None  # a one-topic message: its topic
                 (topic_book or cache.get(topic) or book(topic)).delivered.add(1)
             except Exception:
                 pass
@@ -146,7 +157,10 @@ class MessageHooks:
                         except would_block:
                             libp2p_logger.warning("fail to deliver message to subscription for topic %s", topic)
                         else:
-                            delivered(msg, topic)
+                            if msg is last_msg and lock_free:  # a one-topic message: its topic
+                                last_book.delivered.total += 1
+                            else:
+                                delivered(msg, topic)
         else:
             def notify_subscriptions(msg: Any) -> None:
                 # Other code: it cannot be told whether a full subscription queue refused the message.
