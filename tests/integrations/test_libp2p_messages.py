@@ -4,6 +4,7 @@ exactly as those methods do, count what really happened, and fall back to wrappi
 from __future__ import annotations
 
 import logging
+import sys
 from collections.abc import Iterator
 from contextlib import contextmanager
 
@@ -99,6 +100,24 @@ def test_hooks_answer_and_deliver_as_the_methods_they_replace(provider, reader, 
     assert counts[("other", "received")] == sum(topic == "c" for topics in arrivals for topic in topics)
     handle.close()
     assert not any(name in hooked.__dict__ for name in HOOKED)
+
+
+@pytest.mark.parametrize("pubsub_class", [Pubsub, OwnMethodsPubsub], ids=["py-libp2p's code", "other code"])
+def test_hooks_hold_a_message_no_longer_than_py_libp2p_does(provider, pubsub_class):
+    host = new_hosts(1)[0]
+    instrument_host(host, MetricsCollector(provider, sample_resources=False))
+    pubsub = pubsub_class(host, gossipsub(), strict_signing=False)
+    queue = _subscribed(pubsub, "a", 10)
+    first, again = _message(1, "a"), _message(1, "a")
+    references = sys.getrefcount(first), sys.getrefcount(again)
+    # A new message: py-libp2p delivers it, and is done with it.
+    assert pubsub._is_subscribed_to_msg(first) and not pubsub._is_msg_seen(first)
+    pubsub._mark_msg_seen(first)
+    pubsub.notify_subscriptions(first)
+    assert queue.receive_nowait() is first
+    # The same message again: py-libp2p is done with it once told it was seen.
+    assert pubsub._is_subscribed_to_msg(again) and pubsub._is_msg_seen(again)
+    assert (sys.getrefcount(first), sys.getrefcount(again)) == references
 
 
 class _Messages(logging.Handler):

@@ -69,7 +69,9 @@ class MessageHooks:
         # upb each reading of ``msg.topicIDs`` builds a container and decodes the topic again: the receive
         # hook keeps the last one-topic message, its book, and the container it read (held, so that
         # py-libp2p's other readings of it find it built): ``msg is last_msg`` says which book, with no
-        # lookup. A message of several topics is read again.
+        # lookup. A message of several topics is read again. The message is let go as soon as py-libp2p
+        # is done with it (a duplicate once seen, a new one once delivered): holding it longer costs the
+        # node more than the hooks' own work (measured in benchmarks/libp2p.py).
         last_msg: Any = None
         last_ids: Any = None
         last_book: Any = None  # a TopicBook once ``last_msg`` is set
@@ -116,7 +118,16 @@ class MessageHooks:
             for _, topic_book in topic_books(msg):
                 topic_book.rejected.add(1)
 
+        def let_go(msg: Any) -> None:
+            # py-libp2p delivered ``msg``: hold it no longer than the node does (the signature check, which
+            # ``_last_new`` serves, came before).
+            nonlocal last_msg, last_ids
+            if msg is last_msg:
+                last_msg = last_ids = None
+            _last_new[0] = None
+
         def is_msg_seen(msg: Any) -> bool:
+            nonlocal last_msg, last_ids
             if inline_seen:  # py-libp2p's body
                 msg_id = pubsub._msg_id_constructor(msg)
                 seen: bool = pubsub.seen_messages.has(msg_id)
@@ -130,6 +141,7 @@ class MessageHooks:
                         last_book.duplicate.total += 1
                     else:
                         last_book.duplicate.add(1)
+                    last_msg = last_ids = None  # let_go(msg): py-libp2p drops a duplicate here
                 else:
                     for _, topic_book in topic_books(msg):
                         topic_book.duplicate.add(1)
@@ -150,6 +162,7 @@ class MessageHooks:
 
             def notify_subscriptions(msg: Any) -> None:
                 # py-libp2p's body, counting each message its subscription queue took
+                nonlocal last_msg, last_ids
                 for topic in msg.topicIDs:
                     if topic in pubsub.topic_ids:
                         try:
@@ -161,6 +174,9 @@ class MessageHooks:
                                 last_book.delivered.total += 1
                             else:
                                 delivered(msg, topic)
+                if msg is last_msg:  # let_go(msg), inline
+                    last_msg = last_ids = None
+                _last_new[0] = None
         else:
             def notify_subscriptions(msg: Any) -> None:
                 # Other code: it cannot be told whether a full subscription queue refused the message.
@@ -170,6 +186,7 @@ class MessageHooks:
                     for topic, _ in topic_books(msg):
                         if topic in subscriptions:
                             delivered(msg, topic)
+                    let_go(msg)
                 except Exception:
                     pass
 
