@@ -4,10 +4,10 @@ py-libp2p's own metrics module on the same work.
     python benchmarks/libp2p.py [--messages 2000] [--rounds 5]
 
 Per event (in this process, no network): the calls py-libp2p makes for one gossipsub message
-received and delivered, one received again, one RPC received, one Kademlia request handled and one stream read, on
-real py-libp2p objects, plain against instrumented; and what ``libp2p.metrics.Metrics`` spends on
-the same event (its channel send and receive, and its prometheus_client ``record`` with a
-``peer_id`` label).
+(200-300 bytes of data) received and delivered, one received again, one RPC received, one Kademlia
+request handled and one stream read, on real py-libp2p objects, plain against instrumented; and
+what ``libp2p.metrics.Metrics`` spends on the same event (its channel send and receive, and its
+prometheus_client ``record`` with a ``peer_id`` label).
 
 Full speed: three hosts in one process on loopback, A - B - C in a line, all subscribed to one
 topic; A publishes as fast as the line carries the messages (at most 32 in flight) and B relays
@@ -23,6 +23,7 @@ from __future__ import annotations
 
 import argparse
 import multiprocessing
+import random
 import time
 from collections.abc import Callable, Coroutine
 from concurrent.futures import ProcessPoolExecutor
@@ -35,6 +36,8 @@ except ImportError:  # run as a script from the benchmarks directory
 
 TOPIC = "bench"
 PAYLOAD = b"x" * 256
+# Per event, the messages of a topic vary in size as real ones do (200-300 bytes, the same sequence in every run).
+PAYLOADS = [b"x" * size for size in random.Random(7).choices(range(200, 301), k=997)]
 WINDOW = 32
 
 
@@ -96,13 +99,15 @@ def per_event() -> dict[str, dict[str, float]]:
     plain, instrumented = pubsub_of(plain_host), pubsub_of(host)
     collector.pubsub.topic(TOPIC, own=True)  # a topic of its own, as subscribe() registers it
     assert id(instrumented) in handle.parts and id(plain) not in handle.parts
-    seqno = [0]
+    seqno, arrivals = [0], [0]
 
     def deliver(pubsub: Any, again: bool = False) -> None:
         # What py-libp2p asks of Pubsub for one message: subscribed? seen? valid? then hand it over. ``again``: the
         # message arrives once more (in a gossipsub mesh of degree D, most arrivals are such duplicates).
         seqno[0] += 0 if again else 1
-        message = rpc_pb2.Message(data=PAYLOAD, topicIDs=[TOPIC], from_id=b"\x00\x24" + b"p" * 36,
+        arrivals[0] += 1
+        data = PAYLOADS[arrivals[0] % len(PAYLOADS)]
+        message = rpc_pb2.Message(data=data, topicIDs=[TOPIC], from_id=b"\x00\x24" + b"p" * 36,
                                   seqno=seqno[0].to_bytes(8, "big"))
         pubsub._is_subscribed_to_msg(message)
         if not pubsub._is_msg_seen(message):

@@ -20,6 +20,8 @@ from opentelemetry.sdk.trace import TracerProvider
 
 from conftest import collect
 from p2p_telemetry import MetricsCollector, _sdk_bridge
+from p2p_telemetry.groups.pubsub import MESSAGE_SIZE_BUCKETS
+from p2p_telemetry.histograms import _SORTED_BATCHES as SORTED_BATCHES
 from p2p_telemetry.histograms import BATCH_SIZE
 
 # Values between boundaries, and on them (a bucket holds its upper boundary): 0.0005, 0.01, 0.25, 1.0, 10.0.
@@ -63,6 +65,46 @@ def test_exact_whatever_the_views_aggregation(aggregation, caplog):
         ours, truth = _latency_and_truth(views, [SAMPLES, SAMPLES[::-1], SAMPLES[:3]])
     assert _shape(ours) == _shape(truth)
     assert ours.count == 2 * len(SAMPLES) + 3
+
+
+# Message sizes (ints): few values repeated (on boundaries too: 64, 4096, 1048576), all different, one value.
+FEW_SIZES = [0, 64, 65, 128, 200, 256, 4096, 4097, 16384, 1048576, 2_000_000] * 40
+SPREAD_SIZES = [(n * 7919) % 5003 for n in range(600)]
+ONE_SIZE = [256] * 300
+
+
+def _sizes_and_truth(views, batches):
+    reader = InMemoryMetricReader()
+    provider = MeterProvider(metric_readers=[reader], views=views)
+    pubsub = MetricsCollector(provider, sample_resources=False).pubsub
+    book = pubsub.topic("t", own=True)
+    truth = provider.get_meter("truth").create_histogram(
+        "truth.size", unit="By", explicit_bucket_boundaries_advisory=list(MESSAGE_SIZE_BUCKETS))
+    attributes = {"p2p.pubsub.topic": "t"}
+    sorted_next = []
+    for batch in batches:
+        for size in batch:
+            book.receive(size)
+            truth.record(size, attributes)
+        exported = collect(reader)
+        sorted_next.append(book._histogram._sort_next[0])
+    provider.shutdown()
+    return exported["p2p.pubsub.message.size"].point(attributes), exported["truth.size"].point(attributes), sorted_next
+
+
+@pytest.mark.parametrize("aggregation", [
+    None,  # the catalogue's buckets: merged in batches
+    ExplicitBucketHistogramAggregation(boundaries=(100.0, 1000.0)),
+    ExponentialBucketHistogramAggregation(max_size=20),
+], ids=["default", "other-buckets", "exponential"])
+def test_message_sizes_are_exact_summed_by_value_or_sorted(aggregation):
+    views = [] if aggregation is None else [View(instrument_name="*size", aggregation=aggregation)]
+    ours, truth, sorted_next = _sizes_and_truth(views, [FEW_SIZES, SPREAD_SIZES, FEW_SIZES, ONE_SIZE])
+    assert _shape(ours) == _shape(truth)
+    assert ours.count == 2 * len(FEW_SIZES) + len(SPREAD_SIZES) + len(ONE_SIZE)
+    if aggregation is None:
+        # by value; sorted (every value new), then the next batches sorted without trying
+        assert sorted_next == [0, SORTED_BATCHES, SORTED_BATCHES - 1, SORTED_BATCHES - 2]
 
 
 def test_exact_when_the_sdk_internals_change(monkeypatch, caplog):

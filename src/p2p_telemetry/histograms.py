@@ -6,7 +6,9 @@ samples of each attribute set in a small array and hands them to the SDK at coll
 hub's before-collect hook) or when an array fills:
 
 - when every reader aggregates the instrument with the catalogue's explicit buckets (the
-  default), the batch is merged into their aggregations in one step (``_sdk_bridge``);
+  default), the batch is merged into their aggregations in one step (``_sdk_bridge``), its
+  bucket counts made in C code: counted per value when its values repeat (message sizes), else
+  sorted and bisected at each boundary;
 - otherwise (a View with other buckets, an exponential histogram, an SDK whose internals
   differ) every sample goes through the public ``record``, so count, sum, min, max and buckets
   are exactly what the SDK makes of each sample; from then on samples are recorded as they come.
@@ -23,7 +25,8 @@ from __future__ import annotations
 
 import logging
 from array import array
-from bisect import bisect_right
+from bisect import bisect_left, bisect_right
+from collections import Counter
 from collections.abc import Mapping, Sequence
 from typing import Any
 
@@ -38,6 +41,11 @@ __all__ = ["BatchedHistogram", "Batches", "BATCH_SIZE"]
 logger = logging.getLogger("p2p_telemetry")
 
 BATCH_SIZE = 4096  # samples of one attribute set held before they are handed over on the recording thread
+# A batch is summed up by value (counted per distinct value, C code) while at most one sample in
+# _REPEATS brings a new value, as message sizes do; otherwise by sorting it, and then the next
+# _SORTED_BATCHES batches of that attribute set are sorted without trying.
+_REPEATS = 4
+_SORTED_BATCHES = 16
 Batches = Sequence[Sequence[float]]
 _current_context = _sdk_bridge.context_getter()
 
@@ -53,6 +61,7 @@ class BatchedHistogram:
         self._rejections = rejections
         self._where = where
         self._pending: list[array[float]] = [array("d") for _ in self._series]
+        self._sort_next: list[int] = [0 for _ in self._series]  # a hint only: a race picks either way, both exact
         self._always_now = exemplar_filter == "always_on"
         self._now_in_sampled_span = exemplar_filter == "trace_based"
         #: True once samples are recorded one by one (a reader aggregates differently, or always_on exemplars)
@@ -87,11 +96,10 @@ class BatchedHistogram:
 
     def _hand_over(self, series: int, samples: Sequence[float]) -> None:
         if not self.direct:
-            ordered = sorted(samples)  # C code: the buckets are then one bisection per boundary
+            counts, total, minimum, maximum = self._summary(series, samples)
             try:
                 if _sdk_bridge.merge_histogram(self._instrument, self._series[series], self._boundaries,
-                                               _bucket_counts(ordered, self._boundaries), sum(ordered), ordered[0],
-                                               ordered[-1]):
+                                               counts, total, minimum, maximum):
                     return
                 logger.info("p2p-telemetry: a reader aggregates %s otherwise than with the catalogue's buckets (a "
                             "View?); its samples now go through the SDK one by one", self._where)
@@ -99,9 +107,22 @@ class BatchedHistogram:
                 logger.warning("p2p-telemetry: %s now records each sample through the SDK's public API (slower): %s",
                                self._where, error)
             self.direct = True
-            samples = ordered[1:]  # merge_histogram recorded the batch's minimum already
+            samples = list(samples)
+            samples.remove(minimum)  # merge_histogram recorded the batch's minimum already
         for value in samples:
             self.record_now(value, series)
+
+    def _summary(self, series: int, samples: Sequence[float]) -> tuple[list[int], float, float, float]:
+        """The bucket counts, sum, minimum and maximum of a batch (not empty)."""
+        if self._sort_next[series]:
+            self._sort_next[series] -= 1
+        elif samples[0] != samples[-1]:  # else most likely one value throughout, which sorts in one pass
+            tally = Counter(samples)
+            if len(tally) * _REPEATS <= len(samples) and all(value.__class__ is int for value in tally):
+                return _tally_counts(tally, self._boundaries), sum(samples), min(tally), max(tally)
+            self._sort_next[series] = _SORTED_BATCHES
+        ordered = sorted(samples)  # C code: the buckets are then one bisection per boundary
+        return _bucket_counts(ordered, self._boundaries), sum(ordered), ordered[0], ordered[-1]
 
 
 def _bucket_counts(ordered: Sequence[float], boundaries: Sequence[float]) -> list[int]:
@@ -114,6 +135,14 @@ def _bucket_counts(ordered: Sequence[float], boundaries: Sequence[float]) -> lis
         counts.append(upto - below)
         below = upto
     counts.append(len(ordered) - below)
+    return counts
+
+
+def _tally_counts(tally: Mapping[float, int], boundaries: Sequence[float]) -> list[int]:
+    """``_bucket_counts`` of the samples counted per value in ``tally``."""
+    counts = [0] * (len(boundaries) + 1)
+    for value, n in tally.items():
+        counts[bisect_left(boundaries, value)] += n
     return counts
 
 
