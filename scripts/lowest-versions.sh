@@ -28,5 +28,5 @@ install ""
 tests test_smoke.py
 install "[libp2p,cli,instrument]"
 tests integrations/test_libp2p.py integrations/test_libp2p_pubsub.py integrations/test_libp2p_ping_identify.py \
-  integrations/test_libp2p_messages.py integrations/test_instrumentor.py \
+  integrations/test_libp2p_messages.py integrations/test_libp2p_kad.py integrations/test_instrumentor.py \
   "integration/test_demo.py::test_demo_view_fits_a_narrow_terminal"

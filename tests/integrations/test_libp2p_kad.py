@@ -1,6 +1,9 @@
-"""Kademlia on three real py-libp2p DHT servers: queries timed once each, inbound requests by type, routing table."""
+"""Kademlia on real py-libp2p DHT servers: queries timed once each, inbound requests by type (PING and unknown types
+told apart), routing table."""
 
 from __future__ import annotations
+
+import inspect
 
 import trio
 
@@ -11,7 +14,7 @@ try:
 except ImportError:  # pragma: no cover - the libp2p extra is part of the test install
     missing("py-libp2p (the libp2p extra)")
 
-from libp2p_swarm import connect, instrumented, new_hosts, running
+from libp2p_swarm import connect, instrumented, new_hosts, running, until
 
 
 def query_counts(exported) -> dict[tuple[str, str], int]:
@@ -86,3 +89,68 @@ def test_queries_inbound_requests_and_routing_tables():
     assert 0 < durations.sum < 10 and durations.explicit_bounds[0] == 0.005
     for t in telemetry:
         t.shutdown()
+
+
+def _request(body: bytes) -> bytes:
+    return bytes([len(body)]) + body  # a varint length prefix (bodies here are under 128 bytes)
+
+
+# Kademlia requests py-libp2p answers without a type flag on its event: PING (as py-libp2p encodes it,
+# and as go-libp2p does, with its cluster level field after the type) and a type it does not know.
+PING, PING_WITH_CLUSTER_LEVEL, UNKNOWN_TYPE = b"\x08\x05", b"\x08\x05\x50\x01", b"\x08\x09"
+
+
+def test_ping_and_unknown_requests_are_told_apart():
+    from libp2p.io.utils import read_exactly
+    from libp2p.kad_dht.common import PROTOCOL_ID
+
+    hosts = new_hosts(2)
+    telemetry, handles = instrumented(hosts[:1])  # only the server is instrumented
+    sent = {"ping": 0, "other": 0}
+
+    async def main() -> None:
+        async with running(hosts, dht=DHTMode.SERVER) as (server, client):
+            await connect(client.host, server.host)
+            stream = await client.host.new_stream(server.id, [PROTOCOL_ID])
+            for body, kind in [(PING, "ping"), (UNKNOWN_TYPE, "other"), (PING_WITH_CLUSTER_LEVEL, "ping"),
+                               (UNKNOWN_TYPE, "other"), (UNKNOWN_TYPE, "other"), (PING, "ping")]:
+                await stream.write(_request(body))
+                sent[kind] += 1
+                if kind == "ping":
+                    assert await read_exactly(stream, 3) == _request(PING)  # py-libp2p's answer
+            await until(lambda: inbound() == sent, what="the server to count every request")
+            await stream.close()
+
+    def inbound() -> dict[str, int]:
+        exported = telemetry[0].collect()
+        counts = {p.attributes["p2p.kad.request.type"]: p.value for p in exported["p2p.kad.inbound.requests"].points}
+        return {kind: counts.get(kind, 0) for kind in sent}
+
+    trio.run(main)
+    assert inbound() == sent == {"ping": 3, "other": 3}
+    for handle in handles:
+        handle.close()
+    telemetry[0].shutdown()
+
+
+def test_the_request_type_is_read_whatever_the_readers_signature():
+    from p2p_telemetry.integrations.libp2p.kad import _sniffing_reader
+
+    class Books:
+        kad_type = -1
+
+    class Reader:
+        _p2p_telemetry = Books()
+
+    async def as_in_py_libp2p(reader, max_length):
+        return PING
+
+    async def another_signature(reader, max_length, retries=None):
+        return UNKNOWN_TYPE
+
+    same, other = _sniffing_reader(as_in_py_libp2p), _sniffing_reader(another_signature)
+    assert same.__code__.co_argcount == 2 and other.__code__.co_flags & inspect.CO_VARKEYWORDS
+    reader = Reader()
+    assert trio.run(same, reader, 10) == PING and reader._p2p_telemetry.kad_type == 5
+    assert trio.run(lambda: other(reader, max_length=10, retries=1)) == UNKNOWN_TYPE
+    assert reader._p2p_telemetry.kad_type == 9

@@ -16,6 +16,7 @@
 from __future__ import annotations
 
 import contextvars
+import inspect
 import time
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
@@ -93,15 +94,47 @@ def attachable() -> dict[type, Callable[[HostInstrumentation, Any], KadInstrumen
     return {KadDHT: KadInstrumentation}
 
 
+def _note_type(reader: Any, data: bytes) -> None:
+    """Note the type of the Kademlia request ``data`` read from ``reader`` in the stream's books."""
+    books = getattr(reader, "_p2p_telemetry", None)
+    if books is not None:
+        # Field 1 (type) comes first when set; proto3 leaves PUT_VALUE (0) out.
+        books.kad_type = data[1] if len(data) > 1 and data[0] == 0x08 else 0
+
+
 def _sniffing_reader(original: Callable[..., Any]) -> Callable[..., Any]:
-    async def read_varint_prefixed_bytes_limited(reader: Any, max_length: int, *args: Any, **kwargs: Any) -> Any:
-        data = await original(reader, max_length, *args, **kwargs)
-        books = getattr(reader, "_p2p_telemetry", None)
-        if books is not None:
-            # Field 1 (type) comes first when set; proto3 leaves PUT_VALUE (0) out.
-            books.kad_type = data[1] if len(data) > 1 and data[0] == 0x08 else 0
+    if _parameters(original) == ["reader", "max_length"]:
+        # The same parameters as py-libp2p's function: every call it accepts, this accepts, and no
+        # ``*args, **kwargs`` to pack and unpack at each request (half of what the sniffing cost).
+        async def read_varint_prefixed_bytes_limited(reader: Any, max_length: int) -> Any:
+            data = await original(reader, max_length)
+            try:
+                books = getattr(reader, "_p2p_telemetry", None)
+                if books is not None:  # _note_type(reader, data), inline
+                    books.kad_type = data[1] if len(data) > 1 and data[0] == 0x08 else 0
+            except Exception:
+                pass
+            return data
+        return read_varint_prefixed_bytes_limited
+
+    async def read_any_signature(*args: Any, **kwargs: Any) -> Any:
+        data = await original(*args, **kwargs)
+        try:
+            _note_type(args[0] if args else kwargs.get("reader"), data)
+        except Exception:
+            pass
         return data
-    return read_varint_prefixed_bytes_limited
+    return read_any_signature
+
+
+def _parameters(function: Callable[..., Any]) -> list[str] | None:
+    """The names of ``function``'s parameters when all are plain (positional or keyword, no default)."""
+    try:
+        parameters = inspect.signature(function).parameters.values()
+    except (TypeError, ValueError):
+        return None
+    plain = all(p.kind is p.POSITIONAL_OR_KEYWORD and p.default is p.empty for p in parameters)
+    return [p.name for p in parameters] if plain else None
 
 
 PATCHES = (Patch("libp2p.kad_dht.kad_dht", "read_varint_prefixed_bytes_limited", _sniffing_reader),
