@@ -127,6 +127,49 @@ def test_k_published_k_delivered_per_subscriber_and_every_arrival_accounted_for(
         telemetry_.shutdown()
 
 
+def test_a_closed_instrumentation_counts_nothing_more_and_the_node_goes_on():
+    hosts = new_hosts(2)
+    telemetry, handles = instrumented(hosts)
+
+    def counts() -> dict:
+        exported = telemetry[1].collect()
+        rpc = {(p.attributes["network.io.direction"], p.attributes["p2p.pubsub.rpc.part"]): p.value
+               for p in exported["p2p.pubsub.rpc"].points}
+        messages = {p.attributes["p2p.pubsub.event"]: p.value for p in exported["p2p.pubsub.messages"].points}
+        return {"rpc": rpc, "messages": messages}
+
+    async def main() -> tuple[dict, dict]:
+        async with running(hosts, pubsub=True) as (a, b):
+            subscription = await b.pubsub.subscribe(TOPIC)
+            await a.pubsub.subscribe(TOPIC)
+            await connect(a.host, b.host)
+            await a.pubsub.wait_for_mesh(b.id, TOPIC, timeout=10)
+
+            async def publish_and_receive(n: int) -> None:
+                for i in range(n):
+                    await a.pubsub.publish(TOPIC, b"message %d" % i)
+                with trio.fail_after(10):
+                    for _ in range(n):
+                        await subscription.get()
+
+            await publish_and_receive(3)
+            # B sends an RPC's event once it has handled it, before reading the next RPC: a message delivered
+            # after these says their events were sent.
+            await publish_and_receive(1)
+            before = counts()
+            handles[1].close()
+            await publish_and_receive(3)  # B's streams are still open, and still hand py-libp2p's events on
+            await publish_and_receive(1)
+            return before, counts()
+
+    before, after = trio.run(main)
+    handles[0].close()
+    assert before["rpc"][("receive", "publish")] >= 4 and before["messages"]["delivered"] == 4
+    assert after == before
+    for t in telemetry:
+        t.shutdown()
+
+
 def test_topics_are_bounded_by_max_topics(provider, reader):
     from conftest import collect
     from p2p_telemetry import MetricsCollector

@@ -65,7 +65,8 @@ class HostInstrumentation:
         self._views: list[Callable[[], None]] = []
         self.rpc_received: pubsub.RpcCounters | None = None  # bound at the first pubsub RPC
         self.kad_inbound: kad.InboundCounters | None = None  # bound at the first Kademlia request
-        event_table()
+        #: The recorders of py-libp2p's metric events read on this host's streams; emptied at ``close()``.
+        self.event_recorders = dict(event_table())
         patches.install(PATCHES)
         patches.HOSTS[host] = self
         try:
@@ -211,6 +212,7 @@ class HostInstrumentation:
         if self.closed:
             return
         self.closed = True
+        self.event_recorders.clear()
         try:
             self.swarm.remove_notifee(self._notifee)
         except Exception:

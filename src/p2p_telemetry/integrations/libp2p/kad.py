@@ -33,7 +33,6 @@ if TYPE_CHECKING:
 __all__ = ["KadInstrumentation", "InboundCounters", "PATCHES", "attachable", "events", "QUERIES"]
 
 _PING = 5  # Message.MessageType.PING in py-libp2p's kademlia.proto
-_FLAGS = ("find_node", "get_value", "put_value", "get_providers", "add_provider")
 
 
 def _found(result: Any) -> str:
@@ -63,9 +62,19 @@ _IN_QUERY: contextvars.ContextVar[bool] = contextvars.ContextVar("p2p_telemetry_
 class InboundCounters:
     """One handle per request type."""
 
+    __slots__ = KAD_REQUEST_TYPES
+    find_node: Counter
+    get_value: Counter
+    put_value: Counter
+    get_providers: Counter
+    add_provider: Counter
+    ping: Counter
+    other: Counter
+
     def __init__(self, group: KadGroup) -> None:
         group.enable()
-        self.by_type: dict[str, Counter] = {name: group.inbound(name) for name in KAD_REQUEST_TYPES}
+        for name in KAD_REQUEST_TYPES:
+            setattr(self, name, group.inbound(name))
 
 
 def _inbound_request(books: StreamBooks, event: Any) -> None:
@@ -73,11 +82,20 @@ def _inbound_request(books: StreamBooks, event: Any) -> None:
     counters = owner.kad_inbound
     if counters is None:
         counters = owner.kad_inbound = InboundCounters(owner.collector.kad)
-    for flag in _FLAGS:
-        if getattr(event, flag, False):
-            counters.by_type[flag].add(1)
-            return
-    counters.by_type["ping" if books.kad_type == _PING else "other"].add(1)
+    # py-libp2p sets at most one of its flags; one attribute read each (no getattr call, no table)
+    if event.find_node:
+        counter = counters.find_node
+    elif event.get_value:
+        counter = counters.get_value
+    elif event.put_value:
+        counter = counters.put_value
+    elif event.get_providers:
+        counter = counters.get_providers
+    elif event.add_provider:
+        counter = counters.add_provider
+    else:
+        counter = counters.ping if books.kad_type == _PING else counters.other
+    counter.add(1)
 
 
 def events() -> tuple[tuple[type, Callable[[StreamBooks, Any], None]], ...]:

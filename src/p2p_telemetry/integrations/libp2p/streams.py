@@ -4,9 +4,10 @@ stream's metric channel.
 A py-libp2p stream sends py-libp2p's own metric events (a gossipsub RPC received, a Kademlia
 request handled, a ping) to ``stream.metric_send_channel``: the host's channel when it was made
 with ``enable_metrics=True``, else nothing. The books take that place: ``await books.send(event)``
-records what the event says through ``EVENT_TABLE`` (``{event class: recorder}``) and passes the
-event on to the host's channel unchanged, so ``libp2p.metrics.Metrics`` reads every event it would
-read without p2p-telemetry, and the swarm blocks exactly when it would have.
+records what the event says through the host's copy of ``EVENT_TABLE`` (``{event class: recorder}``,
+emptied when its instrumentation closes) and passes the event on to the host's channel unchanged,
+so ``libp2p.metrics.Metrics`` reads every event it would read without p2p-telemetry, and the swarm
+blocks exactly when it would have.
 """
 
 from __future__ import annotations
@@ -32,11 +33,13 @@ EVENT_TABLE: dict[type, Recorder] = {}
 class StreamBooks:
     """The books of one stream; ``send`` is what py-libp2p awaits as the stream's metric channel."""
 
-    __slots__ = ("owner", "transport", "sent", "received", "protocol", "channel", "kad_type", "__weakref__")
+    __slots__ = ("owner", "recorders", "transport", "sent", "received", "protocol", "channel", "kad_type",
+                 "__weakref__")
 
     def __init__(self, owner: HostInstrumentation, transport: str, channel: Any) -> None:
         network = owner.collector.network
         self.owner = owner
+        self.recorders = owner.event_recorders  # emptied when the owner closes
         self.transport = transport
         self.sent: Callable[[int], None] = network.sent(OTHER, transport).add
         self.received: Callable[[int], None] = network.received(OTHER, transport).add
@@ -52,8 +55,8 @@ class StreamBooks:
 
     async def send(self, event: Any) -> None:
         """Record what ``event`` says, then hand it to the host's metric channel as py-libp2p would have."""
-        recorder = EVENT_TABLE.get(event.__class__)
-        if recorder is not None and not self.owner.closed:
+        recorder = self.recorders.get(event.__class__)
+        if recorder is not None:
             try:
                 recorder(self, event)
             except Exception:
