@@ -5,8 +5,9 @@ py-libp2p's own metrics module on the same work.
 
 Per event (in this process, no network): the calls py-libp2p makes for one gossipsub message
 (200-300 bytes of data) received and delivered, one received again, one RPC received, one Kademlia
-request handled and one stream read, on real py-libp2p objects, plain against instrumented; and
-what ``libp2p.metrics.Metrics`` spends on the same event (its channel send and receive, and its
+request handled, one stream read and one write on a Kademlia stream (where p2p-telemetry notes
+py-libp2p's PING answers), on real py-libp2p objects, plain against instrumented; and what
+``libp2p.metrics.Metrics`` spends on the same event (its channel send and receive, and its
 prometheus_client ``record`` with a ``peer_id`` label).
 
 Full speed: three hosts in one process on loopback, A - B - C in a line, all subscribed to one
@@ -38,6 +39,7 @@ TOPIC = "bench"
 PAYLOAD = b"x" * 256
 # Per event, the messages of a topic vary in size as real ones do (200-300 bytes, the same sequence in every run).
 PAYLOADS = [b"x" * size for size in random.Random(7).choices(range(200, 301), k=997)]
+PING_ANSWER = b"\x08\x05"  # py-libp2p's answer to a Kademlia PING: the type field alone
 WINDOW = 32
 
 
@@ -48,24 +50,6 @@ def _done(coroutine: Coroutine[Any, Any, Any]) -> Any:
     except StopIteration as stop:
         return stop.value
     raise RuntimeError("the coroutine suspended")
-
-
-class _Requests:
-    """A Kademlia stream stand-in: FIND_NODE requests (a varint length, then the body), read as py-libp2p reads
-    them; ``_p2p_telemetry``: the stream's books, as an instrumented host's stream has them."""
-
-    BODY = b"\x08\x04\x12\x20" + b"k" * 32  # type FIND_NODE, a 32-byte key
-
-    def __init__(self, books: Any = None) -> None:
-        self.frame = bytes([len(self.BODY)]) + self.BODY
-        self.at = 0
-        if books is not None:
-            self._p2p_telemetry = books
-
-    async def read(self, n: int | None = None) -> bytes:
-        chunk = self.frame[self.at:self.at + (n or len(self.frame))]
-        self.at = (self.at + len(chunk)) % len(self.frame)
-        return chunk
 
 
 class _Stream:
@@ -148,16 +132,12 @@ def per_event() -> dict[str, dict[str, float]]:
     pubsub_event.peer_id, pubsub_event.publish, pubsub_event.message_size = "QmPeer", True, 300
     kad_event = KadDhtEvent()
     kad_event.peer_id, kad_event.inbound, kad_event.find_node = "QmPeer", True, True
-    # The request read: py-libp2p's function (a plain node's), or the one p2p-telemetry patched in, which notes
-    # the request's type in the stream's books.
-    sniffing = kad_module.read_varint_prefixed_bytes_limited
-    unpatched = getattr(sniffing, "_p2p_telemetry_original", sniffing)
-    assert unpatched is not sniffing
-    plain_stream, stream = _Stream(), _Stream()
+    plain_stream, stream, kad_stream = _Stream(), _Stream(), _Stream()
+    handle.stream_opened(kad_stream)
+    kad_stream.set_protocol(str(kad_module.PROTOCOL_ID))  # its bytes sent note py-libp2p's PING answers
     handle.stream_opened(stream)  # the books a real stream gets from the host's notifee
     stream.set_protocol("/meshsub/1.1.0")
     books = stream._p2p_telemetry  # type: ignore[attr-defined]
-    requests = {False: _Requests(), True: _Requests(books)}
     send, receive = trio.open_memory_channel(100)
     gossipsub_metrics, kad_metrics = GossipsubMetrics(), KadDhtMetrics()
 
@@ -171,14 +151,11 @@ def per_event() -> dict[str, dict[str, float]]:
             send.send_nowait(event)
             self.record(receive.receive_nowait())
 
-    def event_cases(event: Any, record: Callable[[Any], None], read: str = "",
-                    env: dict[str, Any] | None = None) -> dict[str, tuple[str, dict[str, Any]]]:
-        # ``read``: what py-libp2p does for the event before sending it (the same for all three variants).
-        env = {"done": _done, "emit": emit, "event": event, **(env or {})}
-        return {"plain": (f"{read}done(emit(None, event))", {**env, "instrumented": False}),
-                "p2p-telemetry": (f"{read}done(emit(books, event))", {**env, "books": books, "instrumented": True}),
-                "py-libp2p Metrics": (f"{read}done(emit(channel, event))",
-                                      {**env, "channel": Channel(record), "instrumented": False})}
+    def event_cases(event: Any, record: Callable[[Any], None]) -> dict[str, tuple[str, dict[str, Any]]]:
+        env = {"done": _done, "emit": emit, "event": event}
+        return {"plain": ("done(emit(None, event))", env),
+                "p2p-telemetry": ("done(emit(books, event))", {**env, "books": books}),
+                "py-libp2p Metrics": ("done(emit(channel, event))", {**env, "channel": Channel(record)})}
 
     cases = {
         "message received and delivered": {
@@ -190,13 +167,15 @@ def per_event() -> dict[str, dict[str, float]]:
             "p2p-telemetry": ("deliver(pubsub, True)", {"deliver": deliver, "pubsub": instrumented}),
         },
         "pubsub RPC received (its event)": event_cases(pubsub_event, gossipsub_metrics.record),
-        "Kademlia request handled (its read and event)": event_cases(
-            kad_event, kad_metrics.record, "done(read_request(instrumented)); ",
-            {"read_request": lambda instrumented: (sniffing if instrumented else unpatched)(
-                requests[instrumented], kad_module.MAX_DHT_MESSAGE_SIZE)}),
+        "Kademlia request handled (its event)": event_cases(kad_event, kad_metrics.record),
         "stream read (4 KiB)": {
             "plain": ("done(stream.read(4096))", {"done": _done, "stream": plain_stream}),
             "p2p-telemetry": ("done(stream.read(4096))", {"done": _done, "stream": stream}),
+        },
+        "stream write (a Kademlia answer, 2 bytes)": {
+            "plain": ("done(stream.write(ANSWER))", {"done": _done, "stream": plain_stream, "ANSWER": PING_ANSWER}),
+            "p2p-telemetry": ("done(stream.write(ANSWER))", {"done": _done, "stream": kad_stream,
+                                                              "ANSWER": PING_ANSWER}),
         },
     }
     results: dict[str, dict[str, float]] = {}

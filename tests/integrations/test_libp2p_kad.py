@@ -3,8 +3,6 @@ told apart), routing table."""
 
 from __future__ import annotations
 
-import inspect
-
 import trio
 
 from realstack import missing
@@ -131,26 +129,3 @@ def test_ping_and_unknown_requests_are_told_apart():
     for handle in handles:
         handle.close()
     telemetry[0].shutdown()
-
-
-def test_the_request_type_is_read_whatever_the_readers_signature():
-    from p2p_telemetry.integrations.libp2p.kad import _sniffing_reader
-
-    class Books:
-        kad_type = -1
-
-    class Reader:
-        _p2p_telemetry = Books()
-
-    async def as_in_py_libp2p(reader, max_length):
-        return PING
-
-    async def another_signature(reader, max_length, retries=None):
-        return UNKNOWN_TYPE
-
-    same, other = _sniffing_reader(as_in_py_libp2p), _sniffing_reader(another_signature)
-    assert same.__code__.co_argcount == 2 and other.__code__.co_flags & inspect.CO_VARKEYWORDS
-    reader = Reader()
-    assert trio.run(same, reader, 10) == PING and reader._p2p_telemetry.kad_type == 5
-    assert trio.run(lambda: other(reader, max_length=10, retries=1)) == UNKNOWN_TYPE
-    assert reader._p2p_telemetry.kad_type == 9

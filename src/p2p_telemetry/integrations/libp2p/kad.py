@@ -2,9 +2,8 @@
 
 - Inbound requests: py-libp2p's own ``KadDhtEvent`` (sent once a request is handled, read on its
   way to the host's metric channel), so the counts equal its ``kad_inbound_*`` counters. An event
-  without a type flag is a PING or a type py-libp2p does not know: the request's type byte, read
-  as the handler reads the request (``read_varint_prefixed_bytes_limited`` in ``kad_dht``,
-  hooked process-wide), tells which.
+  without a type flag is a PING or a type py-libp2p does not know: whether py-libp2p answered it
+  with a PING (noted as the stream's bytes sent are counted) tells which.
 - Queries: ``put_value``, ``get_value``, ``find_peer``, ``provide``, ``find_providers`` and
   ``refresh_routing_table`` wrapped on the instance, each timed once when it ends (a query made
   inside another is part of it, not a second one). Outcome: ``ok``; ``not_found`` when it found
@@ -16,7 +15,6 @@
 from __future__ import annotations
 
 import contextvars
-import inspect
 import time
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
@@ -30,7 +28,7 @@ if TYPE_CHECKING:
     from .host import HostInstrumentation
     from .streams import StreamBooks
 
-__all__ = ["KadInstrumentation", "InboundCounters", "PATCHES", "attachable", "events", "QUERIES"]
+__all__ = ["KadInstrumentation", "InboundCounters", "PATCHES", "attachable", "events", "sent_recorders", "QUERIES"]
 
 _PING = 5  # Message.MessageType.PING in py-libp2p's kademlia.proto
 
@@ -95,6 +93,7 @@ def _inbound_request(books: StreamBooks, event: Any) -> None:
         counter = counters.add_provider
     else:
         counter = counters.ping if books.kad_type == _PING else counters.other
+    books.kad_type = -1
     counter.add(1)
 
 
@@ -112,51 +111,27 @@ def attachable() -> dict[type, Callable[[HostInstrumentation, Any], KadInstrumen
     return {KadDHT: KadInstrumentation}
 
 
-def _note_type(reader: Any, data: bytes) -> None:
-    """Note the type of the Kademlia request ``data`` read from ``reader`` in the stream's books."""
-    books = getattr(reader, "_p2p_telemetry", None)
-    if books is not None:
-        # Field 1 (type) comes first when set; proto3 leaves PUT_VALUE (0) out.
-        books.kad_type = data[1] if len(data) > 1 and data[0] == 0x08 else 0
+def _noting_ping_answers(books: StreamBooks, counter: Counter) -> Callable[[int], None]:
+    """The bytes-sent recorder of a Kademlia stream: it also notes py-libp2p's answer to a PING, its type
+    field alone (two bytes, after their length). Only an event without a type flag (a PING, or a type
+    py-libp2p does not know, which it does not answer) reads the note, and every event clears it."""
+    add = counter.add
+
+    def sent(n: int) -> None:
+        add(n)
+        if n == 2:
+            books.kad_type = _PING
+    return sent
 
 
-def _sniffing_reader(original: Callable[..., Any]) -> Callable[..., Any]:
-    if _parameters(original) == ["reader", "max_length"]:
-        # The same parameters as py-libp2p's function: every call it accepts, this accepts, and no
-        # ``*args, **kwargs`` to pack and unpack at each request (half of what the sniffing cost).
-        async def read_varint_prefixed_bytes_limited(reader: Any, max_length: int) -> Any:
-            data = await original(reader, max_length)
-            try:
-                books = getattr(reader, "_p2p_telemetry", None)
-                if books is not None:  # _note_type(reader, data), inline
-                    books.kad_type = data[1] if len(data) > 1 and data[0] == 0x08 else 0
-            except Exception:
-                pass
-            return data
-        return read_varint_prefixed_bytes_limited
+def sent_recorders() -> tuple[tuple[str, Callable[[StreamBooks, Counter], Callable[[int], None]]], ...]:
+    """The bytes-sent recorder of this module's streams."""
+    from libp2p.kad_dht.common import PROTOCOL_ID
 
-    async def read_any_signature(*args: Any, **kwargs: Any) -> Any:
-        data = await original(*args, **kwargs)
-        try:
-            _note_type(args[0] if args else kwargs.get("reader"), data)
-        except Exception:
-            pass
-        return data
-    return read_any_signature
+    return ((str(PROTOCOL_ID), _noting_ping_answers),)
 
 
-def _parameters(function: Callable[..., Any]) -> list[str] | None:
-    """The names of ``function``'s parameters when all are plain (positional or keyword, no default)."""
-    try:
-        parameters = inspect.signature(function).parameters.values()
-    except (TypeError, ValueError):
-        return None
-    plain = all(p.kind is p.POSITIONAL_OR_KEYWORD and p.default is p.empty for p in parameters)
-    return [p.name for p in parameters] if plain else None
-
-
-PATCHES = (Patch("libp2p.kad_dht.kad_dht", "read_varint_prefixed_bytes_limited", _sniffing_reader),
-           Patch("libp2p.kad_dht.kad_dht:KadDHT", "__init__", attaching_init))
+PATCHES = (Patch("libp2p.kad_dht.kad_dht:KadDHT", "__init__", attaching_init),)
 
 
 class KadInstrumentation:

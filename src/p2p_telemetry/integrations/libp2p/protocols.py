@@ -7,6 +7,8 @@ Each module offers what it needs of:
   (found by the stream handlers it registers, or by its constructor);
 - ``events()``: ``((py-libp2p metric event class, recorder), ...)``, for the events a stream hands
   to the host's metric channel (read on their way there, never taken);
+- ``sent_recorders()``: ``((protocol id, make(books, counter)), ...)``: what counts the bytes sent on
+  a stream of that protocol, when more than the counter's ``add`` is needed;
 - ``attach_host(owner)``: per-host set-up; returns the functions that let go of it.
 """
 
@@ -21,9 +23,9 @@ from .patches import Patch
 
 if TYPE_CHECKING:
     from .host import HostInstrumentation, Part
-    from .streams import Recorder
+    from .streams import Recorder, SentRecorder
 
-__all__ = ["PROTOCOLS", "patches", "attachable", "events", "attach_host"]
+__all__ = ["PROTOCOLS", "patches", "attachable", "events", "sent_recorders", "attach_host"]
 
 PROTOCOLS: tuple[ModuleType, ...] = (ping, identify, pubsub, kad, relay, rcmgr)
 
@@ -45,6 +47,12 @@ def attachable() -> dict[type, Callable[[HostInstrumentation, Any], Part]]:
 def events() -> dict[type, Recorder]:
     """``{metric event class: recorder}`` (imports py-libp2p: call on first use)."""
     return {event: record for module in PROTOCOLS if hasattr(module, "events") for event, record in module.events()}
+
+
+def sent_recorders() -> dict[str, SentRecorder]:
+    """``{protocol id: make(books, counter)}`` (imports py-libp2p: call on first use)."""
+    return {protocol: make for module in PROTOCOLS if hasattr(module, "sent_recorders")
+            for protocol, make in module.sent_recorders()}
 
 
 def attach_host(owner: HostInstrumentation) -> list[Callable[[], None]]:

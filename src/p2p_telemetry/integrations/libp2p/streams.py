@@ -17,17 +17,22 @@ from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
 from ...attributes import OTHER
+from ...cells import Counter
 
 if TYPE_CHECKING:
     from .host import HostInstrumentation
 
-__all__ = ["StreamBooks", "EVENT_TABLE", "event_table"]
+__all__ = ["StreamBooks", "EVENT_TABLE", "SENT_TABLE", "event_table"]
 
 logger = logging.getLogger("p2p_telemetry")
 
 Recorder = Callable[["StreamBooks", Any], None]
+SentRecorder = Callable[["StreamBooks", Counter], Callable[[int], None]]
 #: ``{py-libp2p event class: recorder(books, event)}``, filled by ``event_table()`` at the first instrumented host.
 EVENT_TABLE: dict[type, Recorder] = {}
+#: ``{protocol id: make(books, counter)}``: the bytes-sent recorder of a stream of that protocol (default
+#: ``counter.add``), filled by ``event_table()`` too.
+SENT_TABLE: dict[str, SentRecorder] = {}
 
 
 class StreamBooks:
@@ -50,7 +55,9 @@ class StreamBooks:
     def rebind(self, protocol: str) -> None:
         """Count the stream's bytes under ``protocol`` from now on."""
         network = self.owner.collector.network
-        self.sent = network.sent(protocol, self.transport).add
+        sent = network.sent(protocol, self.transport)
+        make = SENT_TABLE.get(protocol)
+        self.sent = sent.add if make is None else make(self, sent)
         self.received = network.received(protocol, self.transport).add
 
     async def send(self, event: Any) -> None:
@@ -74,9 +81,10 @@ class StreamBooks:
 
 
 def event_table() -> dict[type, Recorder]:
-    """Fill ``EVENT_TABLE`` with py-libp2p's event classes (imported on first use only)."""
+    """Fill ``EVENT_TABLE`` with py-libp2p's event classes, and ``SENT_TABLE`` (imported on first use only)."""
     if not EVENT_TABLE:
-        from .protocols import events
+        from .protocols import events, sent_recorders
 
+        SENT_TABLE.update(sent_recorders())
         EVENT_TABLE.update(events())
     return EVENT_TABLE
