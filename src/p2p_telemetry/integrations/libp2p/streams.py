@@ -50,7 +50,7 @@ class StreamBooks:
         self.received: Callable[[int], None] = network.received(OTHER, transport).add
         self.protocol: str | None = None
         self.channel = channel  # the host's own metric channel, or None
-        self.kad_type = -1  # the message type of the last Kademlia request read on this stream
+        self.kad_type = -1  # 5 (PING) once py-libp2p answered a Kademlia PING on this stream, until its event
 
     def rebind(self, protocol: str) -> None:
         """Count the stream's bytes under ``protocol`` from now on."""
